@@ -1,0 +1,1 @@
+"""ssmneuro.analysis"""
