@@ -1,0 +1,98 @@
+"""Parallel (associative-scan) Kalman filter and smoother, Sarkka & Garcia-Fernandez (2021).
+
+Filter elements a_t = (A, b, C, eta, J) represent p(x_t | x_{t-1}, y_t) = N(A x_{t-1} + b, C) and the
+likelihood of x_{t-1} from y_t, exp(-1/2 x^T J x + eta^T x); composing elements 1..t gives
+p(x_t | y_{1:t}) = N(b, C). The emissions enter only through the information terms (J_t, h_t), so every
+element costs O(D^3) whatever N. The smoother composes the backward kernels (E, g, L) in reverse.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax.scipy.linalg import solve_triangular
+
+from ssmneuro.inference.lgssm_terms import (Dynamics, EmissionInfo, at, information_update, predict,
+                                            symmetrize, time_axis)
+
+
+def _mT(X):
+    return jnp.swapaxes(X, -1, -2)
+
+
+def filter_element(F, u, Q, J, h):
+    """Element for t >= 2: prior N(F x_{t-1} + u, Q) conditioned on exp(-1/2 x^T J x + h^T x).
+
+    C = (Q^{-1} + J)^{-1} = W W^T (W = L_Q L_M^{-T}, M = I + L_Q^T J L_Q),
+    A = (I - C J) F,  b = u + C (h - J u),  eta = F^T (I - J C)(h - J u),  J' = F^T (J - J C J) F.
+    """
+    D = u.shape[-1]
+    LQ = jnp.linalg.cholesky(Q)
+    LM = jnp.linalg.cholesky(jnp.eye(D, dtype=Q.dtype) + LQ.T @ J @ LQ)
+    W = solve_triangular(LM, LQ.T, lower=True).T
+    C = W @ W.T
+    I_CJ = jnp.eye(D, dtype=Q.dtype) - C @ J
+    resid = h - J @ u
+    return I_CJ @ F, u + C @ resid, C, F.T @ (I_CJ.T @ resid), symmetrize(F.T @ J @ I_CJ @ F)
+
+
+def filter_combine(earlier, later):
+    """Compose two filter elements (batched over leading axes), i then j:
+
+    M = I + C_i J_j;  A = A_j M^{-1} A_i;  b = A_j M^{-1}(b_i + C_i eta_j) + b_j;  C = A_j M^{-1} C_i A_j^T + C_j;
+    eta = A_i^T M^{-T}(eta_j - J_j b_i) + eta_i;  J = A_i^T M^{-T} J_j A_i + J_i.
+    """
+    Ai, bi, Ci, etai, Ji = earlier
+    Aj, bj, Cj, etaj, Jj = later
+    D = bi.shape[-1]
+    M = jnp.eye(D, dtype=Ci.dtype) + Ci @ Jj
+    fwd = jnp.linalg.solve(M, jnp.concatenate([Ai, Ci, (bi + (Ci @ etaj[..., None])[..., 0])[..., None]], -1))
+    MA, MC, Mb = fwd[..., :D], fwd[..., D:2 * D], fwd[..., 2 * D]
+    bwd = jnp.linalg.solve(_mT(M), jnp.concatenate([Jj @ Ai, (etaj - (Jj @ bi[..., None])[..., 0])[..., None]], -1))
+    MJA, Meta = bwd[..., :D], bwd[..., D]
+    A = Aj @ MA
+    b = (Aj @ Mb[..., None])[..., 0] + bj
+    C = symmetrize(Aj @ MC @ _mT(Aj) + Cj)
+    eta = (_mT(Ai) @ Meta[..., None])[..., 0] + etai
+    J = symmetrize(_mT(Ai) @ MJA + Ji)
+    return A, b, C, eta, J
+
+
+def parallel_filter(initial_mean, initial_cov, dynamics: Dynamics, info: EmissionInfo):
+    """Filter by an associative scan; then predictions and log p(y_t | y_{1:t-1}) for all t at once.
+
+    Returns the same tuple as ``sequential_filter``.
+    """
+    F, u, Q = dynamics
+    J, h, c = info
+    T, D = h.shape
+    m1, P1, _ = information_update(initial_mean, initial_cov, at(J, 0, 2), h[0], c[0])
+    rest = lambda x, k: x if x.ndim == k else x[:-1]  # dynamics entries 0..T-2
+    nxt = lambda x, k: x if x.ndim == k else x[1:]  # emission entries 1..T-1
+    build = jax.vmap(filter_element, in_axes=(time_axis(F, 2), 0, time_axis(Q, 2), time_axis(J, 2), 0))
+    elems = build(rest(F, 2), u[:-1], rest(Q, 2), nxt(J, 2), h[1:])
+    zeros = jnp.zeros((1, D, D), P1.dtype)
+    first = (zeros, m1[None], P1[None], jnp.zeros((1, D), P1.dtype), zeros)
+    elems = tuple(jnp.concatenate([f, e]) for f, e in zip(first, elems))
+    _, mf, Pf, _, _ = jax.lax.associative_scan(filter_combine, elems)
+    step = jax.vmap(predict, in_axes=(0, 0, time_axis(F, 2), 0, time_axis(Q, 2)))
+    mp, Pp = step(mf[:-1], Pf[:-1], rest(F, 2), u[:-1], rest(Q, 2))
+    mp = jnp.concatenate([initial_mean[None], mp])
+    Pp = jnp.concatenate([initial_cov[None], Pp])
+    update = jax.vmap(information_update, in_axes=(0, 0, time_axis(J, 2), 0, 0))
+    _, _, log_liks = update(mp, Pp, J, h, c)
+    return log_liks, mf, Pf, mp, Pp
+
+
+def smoother_combine(later, earlier):
+    """Compose backward kernels (reverse scan: the later one comes first):
+    E = E_e E_l,  g = E_e g_l + g_e,  L = E_e L_l E_e^T + L_e."""
+    El, gl, Ll = later
+    Ee, ge, Le = earlier
+    return Ee @ El, (Ee @ gl[..., None])[..., 0] + ge, symmetrize(Ee @ Ll @ _mT(Ee) + Le)
+
+
+def parallel_smoother(E, g, L):
+    """Same outputs as ``sequential_smoother``, by a reverse associative scan."""
+    _, ms, Ps = jax.lax.associative_scan(smoother_combine, (E, g, L), reverse=True)
+    return ms, Ps, Ps[1:] @ _mT(E[:-1])
