@@ -83,6 +83,7 @@ def _transition(log_A_static, log_A_t):
 
 def _filter_sequential(log_pi, log_A, log_lik):
     """Returns (log p(y), log filtered (T, K), log predicted (T, K))."""
+
     def step(log_pred, inputs):
         ll_t, log_A_t = inputs
         log_filt, log_c = _normalize(log_pred + ll_t)
@@ -97,30 +98,42 @@ def _filter_sequential(log_pi, log_A, log_lik):
     return jnp.sum(log_c) + log_c_last, log_filt, log_pred
 
 
+def _pairwise_marginals(log_A, log_lik, log_filt, log_beta, pair_weights):
+    """p(z_t = i, z_{t+1} = j | y) ∝ filtered_t(i) A_t[i, j] l_{t+1}(j) beta_{t+1}(j), (T-1, K, K), vectorized."""
+    T, K = log_lik.shape
+    log_xi = log_filt[:-1, :, None] + log_A + (log_lik[1:] + log_beta[1:])[:, None, :]
+    log_xi, _ = _normalize(log_xi.reshape(T - 1, K * K))
+    return pair_weights[:, None, None] * jnp.exp(log_xi).reshape(T - 1, K, K)
+
+
 def _backward_sequential(log_A, log_lik, log_filt, time_varying, pair_weights):
     """Normalized log beta (T, K) and the pairwise marginals ((T-1, K, K) or their (K, K) sum).
 
     pair_weights: (T-1,) multiplies the pairwise marginal of steps (t, t+1) (0 for padded pairs).
+    The static-transition sum is accumulated inside the scan when a (T-1, K, K) array would be large.
     """
-    K = log_lik.shape[-1]
+    T, K = log_lik.shape
+    accumulate = not time_varying and (T - 1) * K * K > 2**22
 
     def step(carry, inputs):
         log_beta_next, xi_sum = carry
         log_filt_t, ll_next, log_A_t, weight = inputs
         log_A_t = _transition(log_A, log_A_t)
         message = ll_next + log_beta_next
-        log_xi, _ = _normalize((log_filt_t[:, None] + log_A_t + message[None, :]).reshape(-1))
-        xi = weight * jnp.exp(log_xi).reshape(K, K)
         log_beta, _ = _normalize(logsumexp(log_A_t + message[None, :], axis=1))
-        if time_varying:
-            return (log_beta, xi_sum), (log_beta, xi)
-        return (log_beta, xi_sum + xi), (log_beta, None)
+        if accumulate:
+            log_xi, _ = _normalize((log_filt_t[:, None] + log_A_t + message[None, :]).reshape(-1))
+            xi_sum = xi_sum + weight * jnp.exp(log_xi).reshape(K, K)
+        return (log_beta, xi_sum), log_beta
 
     init = (jnp.zeros(K, log_lik.dtype), jnp.zeros((K, K), log_lik.dtype))
     xs = (log_filt[:-1], log_lik[1:], _steps(log_A), pair_weights)
-    (_, xi_sum), (log_beta, xi) = jax.lax.scan(step, init, xs, reverse=True)
+    (_, xi_sum), log_beta = jax.lax.scan(step, init, xs, reverse=True)
     log_beta = jnp.concatenate([log_beta, jnp.zeros((1, K), log_lik.dtype)])
-    return log_beta, (xi if time_varying else xi_sum)
+    if accumulate:
+        return log_beta, xi_sum
+    xi = _pairwise_marginals(log_A, log_lik, log_filt, log_beta, pair_weights)
+    return log_beta, (xi if time_varying else jnp.sum(xi, axis=0))
 
 
 def _sample_sequential(key, log_A, log_filt):

@@ -251,3 +251,16 @@ def test_stable_at_T10000_K100_float32():
             np.testing.assert_array_equal(hmm_viterbi(*args, parallel=True), hmm_viterbi(*args))
             sample = hmm_posterior_sample(jax.random.PRNGKey(1), *args, parallel=True)
             assert sample.shape == (T,) and int(sample.max()) < K
+
+
+@pytest.mark.parametrize("time_varying", [False, True])
+def test_agrees_with_dynamax_hmm_smoother(time_varying):
+    dynamax_inference = pytest.importorskip("dynamax.hidden_markov_model.inference")
+    rng = np.random.default_rng(17)
+    log_pi, log_A, log_lik = random_hmm(rng, 40, 4, time_varying)
+    ref = dynamax_inference.hmm_smoother(np.exp(log_pi), np.exp(log_A), log_lik)
+    out = hmm_smoother(log_pi, log_A, log_lik)
+    np.testing.assert_allclose(out.log_likelihood, ref.marginal_loglik, rtol=1e-10)
+    np.testing.assert_allclose(out.smoothed_probs, ref.smoothed_probs, atol=1e-10)
+    np.testing.assert_allclose(out.filtered_probs, ref.filtered_probs, atol=1e-10)
+    np.testing.assert_allclose(out.expected_transitions, ref.trans_probs, atol=1e-10)

@@ -1,0 +1,1 @@
+"""Model components chosen by name: dynamics, transitions, emissions."""

@@ -1,0 +1,1 @@
+"""Fitting: exact EM (Gaussian LDS), Laplace-EM (SLDS / rSLDS), initialisation, M-steps."""

@@ -1,0 +1,228 @@
+"""Laplace-EM E-step for one trial (Zoltowski, Pillow & Linderman 2020).
+
+Structured mean field q(z) q(x). With q(z) fixed, the expected log joint in x is
+
+    L(x) = sum_k q(z_0=k) log N(x_0 | mu_k, Sigma_k)
+         + sum_t sum_k q(z_{t+1}=k) log N(x_{t+1} | A_k x_t + V_k u_t + b_k, Q_k)        (pairwise, quadratic)
+         + sum_t sum_ij q(z_t=i, z_{t+1}=j) log p(z_{t+1}=j | z_t=i, x_t, u_t)             (unary)
+         + sum_t log p(y_t | x_t [, y_{t-1}])                                               (unary)
+         + sum_{t padded} log N(x_t | 0, I)                       (keeps padded steps proper and decoupled)
+
+q(x) = N(x*, J^{-1}) with x* = argmax L (Newton on the block-tridiagonal J = -Hessian, core solver) and J
+taken at x*. q(z) is the HMM posterior under the potentials E_q(x)[log N(x_{t+1} | A_k x_t ..., Q_k)]
+(exact in the moments of q(x)) and log p(z_{t+1} | z_t, x_t = E[x_t]) (transitions at the mean).
+
+ELBO = log Z_hmm + sum_t E_q[log p(y_t | x_t)] + H[q(x)], with E_q[f(x_t)] ~ f(m_t) + 1/2 tr(H_f S_t)
+(exact for Gaussian emissions); padded steps contribute 0.
+"""
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import Array
+
+from ssmneuro.inference.block_tridiag import block_tridiag_posterior
+from ssmneuro.models.components import dynamics as dyn
+from ssmneuro.models.components import transitions as trans
+from ssmneuro.models.components.emissions import expected_log_prob, family, value_and_hessian
+from ssmneuro.models.params import Posterior
+
+LOG_2PI = 1.8378770664093453
+LINE_SEARCH_STEPS = (1.0, 0.5, 0.25, 0.125, 0.0625, 0.015625)
+
+
+class StepData(NamedTuple):
+    """Per-step terms of one (padded) trial; see fitting/data.py TrialBatch for shapes (no batch axis)."""
+
+    emissions: Array
+    prev_emissions: Array
+    masks: Array
+    inputs: Array
+    valid: Array
+
+
+def _pair_weights(probs, valid):
+    """(T-1, K): q(z_{t+1} = k) on steps t -> t+1 that lie inside the trial."""
+    return probs[1:] * valid[1:, None]
+
+
+def _padded_pairs(pairs, valid):
+    """(T, K, K): pairwise marginals weighted by validity of t+1, zero row appended for t = T-1."""
+    w = pairs * valid[1:, None, None]
+    return jnp.concatenate([w, jnp.zeros_like(w[:1])], axis=0)
+
+
+def prior_term(model, params, x_t, u_t, valid_t, pairs_t):
+    """Terms of L(x) that involve x_t alone, except the emissions and the initial state (scalar)."""
+    out = (1.0 - valid_t) * (-0.5 * jnp.sum(x_t**2) - 0.5 * x_t.shape[0] * LOG_2PI)
+    if model.transitions in trans.CLOSED_FORM:  # no dependence on x: a constant, kept for the value
+        return out + jnp.sum(pairs_t * jax.nn.log_softmax(params.transitions.log_transition_matrix, -1))
+    log_P = trans.log_transition_matrix_at(model.transitions, params.transitions, x_t, u_t)
+    return out + jnp.sum(pairs_t * log_P)
+
+
+def initial_term(params, x0, probs0):
+    """sum_k q(z_0 = k) log N(x_0 | mu_k, Sigma_k)."""
+    return jnp.sum(probs0 * dyn.initial_log_likelihoods(params.initial, x0))
+
+
+def initial_precision(params, probs0):
+    """(D, D) -Hessian of initial_term: sum_k q(z_0 = k) Sigma_k^{-1}."""
+    inv = jnp.linalg.inv(params.initial.covs)
+    return jnp.einsum("k,kij->ij", probs0, 0.5 * (inv + jnp.swapaxes(inv, -1, -2)))
+
+
+def unary_term(model, params, x_t, y_t, yp_t, mask_t, u_t, valid_t, pairs_t):
+    """The terms of L(x) that involve x_t alone, except the initial state (scalar)."""
+    em = family(model.emissions)
+    out = em.log_prob(model, params.emissions, x_t, y_t, yp_t, mask_t)
+    return out + prior_term(model, params, x_t, u_t, valid_t, pairs_t)
+
+
+def _unary_args(step: StepData, q_probs, q_pairs):
+    return (step.emissions, step.prev_emissions, step.masks, step.inputs, step.valid,
+            _padded_pairs(q_pairs, step.valid))
+
+
+def unary_terms(model, params, x, step, q_probs, q_pairs):
+    """(T,) unary terms at x (T, D) (the initial-state term excluded)."""
+    f = lambda *a: unary_term(model, params, *a)
+    return jax.vmap(f)(x, *_unary_args(step, q_probs, q_pairs))
+
+
+def unary_hessians(model, params, x, step, q_probs, q_pairs):
+    """(T, D, D) Hessians of the unary terms, the initial state's included (emissions and initial state
+    in closed form, recurrent transitions by jax.hessian)."""
+    y, yp, m, u, valid, pairs = _unary_args(step, q_probs, q_pairs)
+    D = x.shape[1]
+    em = lambda x_t, y_t, yp_t, m_t: value_and_hessian(model, params.emissions, x_t, y_t, yp_t, m_t)[1]
+    H = jax.vmap(em)(x, y, yp, m) - (1.0 - valid)[:, None, None] * jnp.eye(D, dtype=x.dtype)
+    if model.transitions not in trans.CLOSED_FORM:
+        f = lambda x_t, u_t, p_t: jnp.sum(
+            p_t * trans.log_transition_matrix_at(model.transitions, params.transitions, x_t, u_t))
+        H = H + jax.vmap(jax.hessian(f))(x, u, pairs)
+    return H.at[0].add(-initial_precision(params, q_probs[0]))
+
+
+def pairwise_terms(params, x, step, q_probs):
+    """(T-1,) sum_k w_tk log N(x_{t+1} | A_k x_t + V_k u_t + b_k, Q_k)."""
+    w = _pair_weights(q_probs, step.valid)
+    return jnp.sum(w * dyn.log_likelihood_matrix(params.dynamics, x, step.inputs), axis=-1)
+
+
+def expected_log_joint(model, params, x, step, q_probs, q_pairs):
+    """L(x) for x (T, D) (the objective of Newton's method)."""
+    return (jnp.sum(pairwise_terms(params, x, step, q_probs)) + initial_term(params, x[0], q_probs[0])
+            + jnp.sum(unary_terms(model, params, x, step, q_probs, q_pairs)))
+
+
+def dynamics_precision_blocks(params, step, q_probs):
+    """Block-tridiagonal -Hessian of the pairwise (dynamics) terms: (J_diag (T,D,D), J_lower (T-1,D,D))."""
+    A = params.dynamics.weights
+    Qinv = dyn.precisions(params.dynamics)[0]
+    QinvA = Qinv @ A
+    AtQinvA = jnp.swapaxes(A, -1, -2) @ QinvA
+    w = _pair_weights(q_probs, step.valid)
+    upper = jnp.einsum("tk,kij->tij", w, AtQinvA)
+    lower_diag = jnp.einsum("tk,kij->tij", w, Qinv)
+    T, D = step.valid.shape[0], A.shape[-1]
+    zeros = jnp.zeros((1, D, D), A.dtype)
+    J_diag = jnp.concatenate([upper, zeros]) + jnp.concatenate([zeros, lower_diag])
+    J_lower = -jnp.einsum("tk,kij->tij", w, QinvA)
+    return J_diag, J_lower
+
+
+def precision_blocks(model, params, x, step, q_probs, q_pairs):
+    """J = -Hessian of L at x, as (J_diag (T, D, D), J_lower (T-1, D, D))."""
+    J_diag, J_lower = dynamics_precision_blocks(params, step, q_probs)
+    H = unary_hessians(model, params, x, step, q_probs, q_pairs)
+    return J_diag - 0.5 * (H + jnp.swapaxes(H, -1, -2)), J_lower
+
+
+def _information_vector(J_diag, J_lower, x):
+    """J x for block-tridiagonal J: (T, D)."""
+    h = jnp.einsum("tij,tj->ti", J_diag, x)
+    h = h.at[1:].add(jnp.einsum("tij,tj->ti", J_lower, x[:-1]))
+    return h.at[:-1].add(jnp.einsum("tji,tj->ti", J_lower, x[1:]))
+
+
+def newton_posterior(model, params, x, step, q_probs, q_pairs, parallel=False):
+    """At x: (L(x), Gaussian N(x + J^{-1} g, J^{-1}) with J = -Hessian, g = grad L (core posterior), g)."""
+    objective = lambda z: expected_log_joint(model, params, z, step, q_probs, q_pairs)
+    value, grad = jax.value_and_grad(objective)(x)
+    J_diag, J_lower = precision_blocks(model, params, x, step, q_probs, q_pairs)
+    h = _information_vector(J_diag, J_lower, x) + grad
+    return value, block_tridiag_posterior(J_diag, J_lower, h, parallel=parallel), grad
+
+
+def newton_step(model, params, x, step, q_probs, q_pairs, parallel=False):
+    """One damped Newton step on L: x + s J^{-1} grad L, s chosen from LINE_SEARCH_STEPS (or 0).
+    -> (new x, gain in L, Newton decrement g^T J^{-1} g, posterior at x)."""
+    objective = lambda z: expected_log_joint(model, params, z, step, q_probs, q_pairs)
+    value, post, grad = newton_posterior(model, params, x, step, q_probs, q_pairs, parallel)
+    direction = post.means - x
+    sizes = jnp.asarray(LINE_SEARCH_STEPS, x.dtype)
+    values = jax.vmap(lambda s: objective(x + s * direction))(sizes)
+    values = jnp.where(jnp.isfinite(values), values, -jnp.inf)
+    best = jnp.argmax(values)
+    improved = values[best] > value
+    x_new = jnp.where(improved, x + sizes[best] * direction, x)
+    return x_new, jnp.where(improved, values[best] - value, 0.0), jnp.sum(grad * direction), value, post
+
+
+def laplace_posterior_at_mode(model, params, x0, step, q_probs, q_pairs, max_steps=10, tol=1e-6, parallel=False):
+    """Damped Newton from x0 until the Newton decrement g^T J^{-1} g < tol (1 + |L|) (then one full step);
+    -> core BlockTridiagPosterior at the mode (means = x*, covs = J(x*)^{-1} blocks)."""
+
+    def cond(c):
+        i, _, done, _ = c
+        return (i < max_steps) & ~done
+
+    def body(c):
+        i, x, _, _ = c
+        x_new, gain, decrement, value, post = newton_step(model, params, x, step, q_probs, q_pairs, parallel)
+        done = (decrement < tol * (1.0 + jnp.abs(value))) | ~(gain > 0)
+        # converged: the posterior computed at x already holds the full Newton step as its mean
+        x_next = jnp.where(done & jnp.all(jnp.isfinite(post.means)), post.means, x_new)
+        return i + 1, x_next, done, post
+
+    shapes = jax.eval_shape(lambda: newton_posterior(model, params, x0, step, q_probs, q_pairs, parallel)[1])
+    post0 = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), shapes)
+    _, x, done, post = jax.lax.while_loop(cond, body, (0, x0, jnp.asarray(False), post0))
+    # out of steps without convergence: refresh the covariance at the final point
+    post = jax.lax.cond(done, lambda: post,
+                        lambda: newton_posterior(model, params, x, step, q_probs, q_pairs, parallel)[1])
+    return post._replace(means=x)
+
+
+def discrete_potentials(model, params, means, covs, cross_covs, step):
+    """(log_init (K,), log_transition_matrices (T-1, K, K), log_likelihoods (T, K)) for q(z)."""
+    ll0 = dyn.initial_expected_log_likelihoods(params.initial, means[0], covs[0])
+    ll = dyn.expected_log_likelihood_matrix(params.dynamics, means, covs, cross_covs, step.inputs)
+    ll = jnp.concatenate([ll0[None], ll * step.valid[1:, None]], axis=0)
+    log_Ps = trans.log_transition_matrices(model.transitions, params.transitions, means, step.inputs)
+    return jnp.log(params.initial.probs), log_Ps, ll
+
+
+def expected_emission_log_prob(model, params, means, covs, step):
+    """sum_t E_q[log p(y_t | x_t)] ~ sum_t log p(y_t | m_t) + 1/2 tr(H_t S_t)."""
+    f = lambda m, S, y, yp, k: expected_log_prob(model, params.emissions, m, S, y, yp, k)
+    return jnp.sum(jax.vmap(f)(means, covs, step.emissions, step.prev_emissions, step.masks))
+
+
+def e_step(model, params, x0, q_probs, q_pairs, step, max_newton=10, parallel=False):
+    """One trial's E-step: q(x) by Newton/Laplace given q(z), then q(z) given q(x). -> (Posterior, elbo)."""
+    qx = laplace_posterior_at_mode(model, params, x0, step, q_probs, q_pairs, max_newton, parallel=parallel)
+    x = qx.means
+    log_init, log_Ps, ll = discrete_potentials(model, params, x, qx.covs, qx.cross_covs, step)
+    from ssmneuro.inference.hmm import hmm_smoother
+
+    qz = hmm_smoother(log_init, log_Ps, ll, parallel=parallel)
+    T, D = x.shape
+    num_padded = T - jnp.sum(step.valid)
+    entropy = 0.5 * T * D * (1.0 + LOG_2PI) - 0.5 * qx.log_det_precision
+    elbo = (qz.log_likelihood + expected_emission_log_prob(model, params, x, qx.covs, step) + entropy
+            - num_padded * 0.5 * D * (1.0 + LOG_2PI))
+    post = Posterior(qz.smoothed_probs, x, qx.covs, qx.cross_covs, qz.expected_transitions)
+    return post, elbo

@@ -1,0 +1,72 @@
+"""The block-tridiagonal precision used by Newton's method equals -jax.hessian of the expected log joint
+(N=5, K=3, D=2, T=20; every emission family with recurrent transitions, every transition family with
+Poisson emissions; 10% masked entries; padded steps in the recurrent cases; float64, rtol 1e-6)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ssmneuro.models import RSLDS
+from ssmneuro.models.components.transitions import FAMILIES as TRANSITIONS
+from ssmneuro.models.fitting.estep import StepData, expected_log_joint, precision_blocks
+
+
+@pytest.fixture(autouse=True)
+def x64():
+    with jax.enable_x64(True):
+        yield
+
+N, K, D, T = 5, 3, 2, 20
+
+
+def dense(J_diag, J_lower):
+    T, D, _ = J_diag.shape
+    J = np.zeros((T * D, T * D))
+    for t in range(T):
+        J[t * D:(t + 1) * D, t * D:(t + 1) * D] = J_diag[t]
+    for t in range(T - 1):
+        J[(t + 1) * D:(t + 2) * D, t * D:(t + 1) * D] = J_lower[t]
+        J[t * D:(t + 1) * D, (t + 1) * D:(t + 2) * D] = J_lower[t].T
+    return J
+
+
+def make_case(emissions, transitions, padded):
+    U = 1 if transitions in ("inputdriven", "recurrent", "recurrent_only") else 0
+    model = RSLDS(K, D, N, emissions=emissions, transitions=transitions, input_dim=U)
+    keys = jax.random.split(jax.random.key(0), 8)
+    p = model.random_params(keys[0], jnp.float64)
+    if hasattr(p.transitions, "recurrent_weights"):
+        p = p._replace(transitions=p.transitions._replace(
+            recurrent_weights=jax.random.normal(keys[1], (K, D)), input_weights=jax.random.normal(keys[2], (K, U)),
+            biases=jax.random.normal(keys[3], (K,))))
+    x = jax.random.normal(keys[4], (T, D))
+    if emissions == "gaussian":
+        y = jax.random.normal(keys[5], (T, N))
+    elif emissions == "poisson":
+        y = jax.random.poisson(keys[5], 2.0, (T, N)).astype(jnp.float64)
+    elif emissions == "bernoulli":
+        y = jax.random.bernoulli(keys[5], 0.4, (T, N)).astype(jnp.float64)
+    else:
+        y = jnp.abs(jax.random.normal(keys[5], (T, N))) + 0.5
+    valid = jnp.ones((T,)).at[T - 4:].set(0.0) if padded else jnp.ones((T,))
+    masks = jax.random.bernoulli(keys[6], 0.9, (T, N)).astype(jnp.float64) * valid[:, None]
+    u = jax.random.normal(keys[7], (T, U))
+    step = StepData(y, jnp.concatenate([y[:1], y[:-1]]), masks, u, valid)
+    probs = jax.random.dirichlet(keys[1], jnp.ones(K), (T,))
+    pairs = jax.random.dirichlet(keys[2], jnp.ones(K * K), (T - 1,)).reshape(T - 1, K, K)
+    return model, p, x, step, probs, pairs
+
+
+CASES = [(e, "recurrent") for e in ("gaussian", "poisson", "bernoulli", "calcium")] + [
+    ("poisson", t) for t in TRANSITIONS if t != "recurrent"]
+
+
+@pytest.mark.parametrize("emissions,transitions", CASES)
+def test_block_hessian_matches_autodiff(emissions, transitions):
+    model, p, x, step, probs, pairs = make_case(emissions, transitions, padded=transitions in ("recurrent", "recurrent_only"))
+    J_diag, J_lower = jax.jit(precision_blocks, static_argnums=0)(model, p, x, step, probs, pairs)
+    f = lambda flat: expected_log_joint(model, p, flat.reshape(T, D), step, probs, pairs)
+    H = jax.jit(jax.hessian(f))(x.reshape(-1))
+    np.testing.assert_allclose(dense(np.asarray(J_diag), np.asarray(J_lower)), -np.asarray(H),
+                               rtol=1e-6, atol=1e-9 * np.abs(H).max())
