@@ -16,10 +16,15 @@ test: $(STAMP)
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
 demo: $(STAMP)
-	$(PY) -m ssmneuro.demo
+	$(VENV)/bin/ssmneuro demo --out demo_output
+	@echo "open demo_output/*/report.html in a browser"
 
 bench: $(STAMP)
 	$(PY) benchmarks/inference.py
+
+docs: $(STAMP)
+	$(PY) -m pip install -q -e ".[docs]"
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --site-dir site
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,5 @@
+"""``python -m ssmneuro`` = the ``ssmneuro`` command."""
+
+from ssmneuro.cli import main
+
+main()
