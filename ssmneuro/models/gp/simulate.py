@@ -1,0 +1,71 @@
+"""Simulators for GP-SDE benchmarks: Euler-Maruyama paths, spikes, and the two test systems.
+
+- ``two_regime_drift``: Hu et al. (2024)'s synthetic gpSLDS benchmark. Two slightly unstable rotations
+  about fixed points (-3, 0) (for x1 < 0) and (+3, 0) (x1 > 0), blended by pi_right(x) = sigmoid(x1 / tau),
+  tau = 0.4. Each rotation is the discrete map x -> rot_scale R(theta) (x - fp) + fp per 10 ms bin,
+  turned into a continuous-time drift A (x - fp) with A = (rot_scale R(theta) - I) / 0.01.
+- ``van_der_pol_drift``: dx1 = s x2,  dx2 = s (mu (1 - x1^2) x2 - x1): a stable limit cycle around an
+  unstable focus at the origin (mu < 2).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def euler_maruyama(key, drift, x0, num_steps, dt, diffusion=1.0):
+    """x_{k+1} = x_k + dt f(x_k) + sqrt(dt diffusion) eps_k;  x0 (D,) -> path (num_steps, D) starting at x0."""
+    eps = jax.random.normal(key, (num_steps - 1, x0.shape[0]), x0.dtype) * jnp.sqrt(dt * diffusion)
+
+    def step(x, e):
+        x = x + dt * drift(x) + e
+        return x, x
+
+    _, xs = jax.lax.scan(step, x0, eps)
+    return jnp.concatenate([x0[None], xs])
+
+
+def two_regime_drift(x, tau=0.4, theta=jnp.pi / 100, rot_scale=1.003, bin_size=0.01, fixed_point=3.0):
+    """Hu et al.'s two-regime rotational drift at x (2,) -> (2,)."""
+
+    def rotation_drift(angle, fp):
+        c, s = jnp.cos(angle), jnp.sin(angle)
+        A = (rot_scale * jnp.array([[c, -s], [s, c]]) - jnp.eye(2)) / bin_size
+        return A @ (x - fp)
+
+    left = rotation_drift(-theta, jnp.array([-fixed_point, 0.0]))
+    right = rotation_drift(theta, jnp.array([fixed_point, 0.0]))
+    p_right = jax.nn.sigmoid(x[0] / tau)
+    return p_right * right + (1 - p_right) * left
+
+
+def van_der_pol_drift(x, mu=1.0, speed=5.0):
+    """Van der Pol oscillator at x (2,) -> (2,): limit cycle of amplitude ~2, unstable focus at 0."""
+    return speed * jnp.array([x[1], mu * (1 - x[0] ** 2) * x[1] - x[0]])
+
+
+def spikes_from_latents(key, x, weights, biases, dt, link="softplus", binary=True):
+    """Spike counts per grid step from rates g(C x + d): Poisson(rate dt), clipped to 0/1 if binary."""
+    eta = x @ weights.T + biases
+    rate = jax.nn.softplus(eta) if link == "softplus" else jnp.exp(eta)
+    counts = jax.random.poisson(key, rate * dt).astype(x.dtype)
+    return jnp.minimum(counts, 1.0) if binary else counts
+
+
+def two_regime_benchmark(key, num_trials=30, num_neurons=50, duration=2.5, dt=1e-3, start=7.0):
+    """Hu et al.'s synthetic data set: half the trials start at (-start, 0), half at (+start, 0).
+
+    Readout C ~ U(0, 5) with random signs, d ~ N(6, 1); softplus rates; binary spikes.
+    Returns:
+        dict(latents (B, T, 2), spikes (B, T, N), weights (N, 2), biases (N,), dt).
+    """
+    k_x, k_sign, k_c, k_d, k_s = jax.random.split(key, 5)
+    T = int(round(duration / dt))
+    x0 = jnp.where(jnp.arange(num_trials)[:, None] < num_trials // 2, -start, start) * jnp.array([1.0, 0.0])
+    xs = jax.vmap(lambda k, x: euler_maruyama(k, two_regime_drift, x, T, dt))(jax.random.split(k_x, num_trials), x0)
+    signs = 2.0 * jax.random.bernoulli(k_sign, 0.5, (num_neurons, 2)) - 1.0
+    C = jax.random.uniform(k_c, (num_neurons, 2), minval=0.0, maxval=5.0) * signs
+    d = 6.0 + jax.random.normal(k_d, (num_neurons,))
+    spikes = jax.vmap(lambda k, x: spikes_from_latents(k, x, C, d, dt))(jax.random.split(k_s, num_trials), xs)
+    return dict(latents=xs, spikes=spikes, weights=C, biases=d, dt=dt)
