@@ -1,6 +1,8 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Small dense linear algebra is fastest single-threaded on a 2-core machine.
+export OPENBLAS_NUM_THREADS ?= 1
 
 .PHONY: install test demo bench docs clean
 

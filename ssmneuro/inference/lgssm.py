@@ -195,7 +195,8 @@ def _smoother(params, emissions, inputs, mask, parallel, form=None):
     if parallel:
         ms, Ps, cross = parallel_smoother(*smoother_elements(filtered.filtered_means, filtered.filtered_covs, dyn))
     else:
-        ms, Ps, cross = sequential_smoother(filtered.filtered_means, filtered.filtered_covs, dyn)
+        ms, Ps, cross = sequential_smoother(filtered.filtered_means, filtered.filtered_covs,
+                                            filtered.predicted_means, filtered.predicted_covs, dyn)
     return LGSSMPosterior(filtered.log_likelihood, filtered.filtered_means, filtered.filtered_covs,
                           ms, Ps, cross, filtered.predicted_means, filtered.predicted_covs)
 

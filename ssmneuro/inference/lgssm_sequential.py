@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax.scipy.linalg import solve_triangular
 
-from ssmneuro.inference.lgssm_terms import Dynamics, at, predict, smoother_element, symmetrize
+from ssmneuro.inference.lgssm_terms import Dynamics, at, predict, symmetrize
 
 
 def sequential_filter(initial_mean, initial_cov, dynamics: Dynamics, update, num_timesteps: int):
@@ -30,22 +31,27 @@ def sequential_filter(initial_mean, initial_cov, dynamics: Dynamics, update, num
     return out
 
 
-def sequential_smoother(filtered_means, filtered_covs, dynamics: Dynamics):
-    """Backward (RTS) pass; each step forms its kernel x_t = E_t x_{t+1} + g_t + N(0, L_t) on the fly
-    (``smoother_element``) and applies it:
+def sequential_smoother(filtered_means, filtered_covs, predicted_means, predicted_covs, dynamics: Dynamics):
+    """Backward Rauch-Tung-Striebel pass, reusing the filter's predictions p(x_{t+1} | y_{1:t}) = N(m^-, P^-):
 
-    m^s_t = E_t m^s_{t+1} + g_t,  P^s_t = E_t P^s_{t+1} E_t^T + L_t,  Cov(x_{t+1}, x_t | y) = P^s_{t+1} E_t^T.
+    E_t = P^f_t F_t^T (P^-_{t+1})^{-1}  (two triangular solves with the Cholesky factor),
+    m^s_t = m^f_t + E_t (m^s_{t+1} - m^-_{t+1}),  P^s_t = P^f_t + E_t (P^s_{t+1} - P^-_{t+1}) E_t^T,
+    Cov(x_{t+1}, x_t | y) = P^s_{t+1} E_t^T.
     Returns (smoothed_means (T, D), smoothed_covs (T, D, D), cross_covs (T-1, D, D)).
     """
-    F, u, Q = dynamics
+    F = dynamics.matrix
+    mf, Pf, mp, Pp = filtered_means, filtered_covs, predicted_means, predicted_covs
 
-    def step(carry, t):
+    def step(carry, x):
         m, P = carry
-        E, g, L = smoother_element(filtered_means[t], filtered_covs[t], at(F, t, 2), u[t], at(Q, t, 2))
-        m_s, P_s = E @ m + g, symmetrize(E @ P @ E.T + L)
+        t, mf_t, Pf_t, mp_next, Pp_next = x
+        L = jnp.linalg.cholesky(Pp_next)
+        E = solve_triangular(L.T, solve_triangular(L, at(F, t, 2) @ Pf_t, lower=True), lower=False).T
+        m_s = mf_t + E @ (m - mp_next)
+        P_s = symmetrize(Pf_t + E @ (P - Pp_next) @ E.T)
         return (m_s, P_s), (m_s, P_s, P @ E.T)
 
-    T = filtered_means.shape[0]
-    last = (filtered_means[-1], filtered_covs[-1])
-    _, (ms, Ps, cross) = jax.lax.scan(step, last, jnp.arange(T - 1), reverse=True)
-    return jnp.concatenate([ms, last[0][None]]), jnp.concatenate([Ps, last[1][None]]), cross
+    T = mf.shape[0]
+    xs = (jnp.arange(T - 1), mf[:-1], Pf[:-1], mp[1:], Pp[1:])
+    _, (ms, Ps, cross) = jax.lax.scan(step, (mf[-1], Pf[-1]), xs, reverse=True)
+    return jnp.concatenate([ms, mf[-1:]]), jnp.concatenate([Ps, Pf[-1:]]), cross
