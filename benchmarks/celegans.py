@@ -1,11 +1,14 @@
 """rSLDS on the C. elegans whole-brain recordings (Dag et al. 2023): do unsupervised states line up with
 forward / reversal locomotion?
 
-    python benchmarks/celegans.py [--quick] [--iters 50] [--seed 0]
+    python benchmarks/celegans.py [--quick] [--iters 50] [--seed 0] [--fits 12] [--states 3] [--screen-iters 0]
 
 Per worm: RSLDS(K=3, D=4, recurrent transitions, Gaussian emissions) on the z-scored traces
-(gcamp/trace_array), Laplace-EM; each state labelled by the majority behaviour of its frames
-(behavior/reversal_vec); balanced accuracy = mean(TPR, TNR). Prints a markdown table, writes
+(gcamp/trace_array), Laplace-EM; ``--fits`` full fits from the seeds seed, seed+1, ..., the one with the
+highest ELBO kept (an unsupervised choice: the labels are used only to score the kept fit); each state
+labelled by the majority behaviour of its frames (behavior/reversal_vec); balanced accuracy =
+mean(TPR, TNR). Time per worm in wall and CPU seconds of this process; the first fit of a worm includes
+the XLA compilation (shapes differ per worm), the later ones do not. Prints a markdown table, writes
 benchmarks/results/celegans.json. Peer (lindermanlab/ssm rSLDS, same settings, 50 iterations, from the
 issue; not installable here): 0.83, 0.81, 0.58, 0.85, 0.78 (mean 0.77), 10-14 s per worm on this CPU.
 """
@@ -39,17 +42,37 @@ def majority_balanced_accuracy(states, labels):
     return 0.5 * (tpr + tnr)
 
 
-def fit_worm(traces, seed=0, num_iters=50, num_states=3, latent_dim=4):
+def fit_worm(traces, seed=0, num_iters=50, num_states=3, latent_dim=4, num_fits=1, screen_iters=0):
+    """Best-ELBO of ``num_fits`` fits (seeds seed..seed+num_fits-1) -> (states, timing dict, result, elbos).
+
+    screen_iters > 0: the fits run only that many iterations, and the seed with the best ELBO is then fitted
+    again with ``num_iters`` (the same deterministic fit, so its first iterations repeat the screen)."""
     import jax
 
     from ssmneuro.models import RSLDS
 
     model = RSLDS(num_states, latent_dim, traces.shape[1], transitions="recurrent")
-    t0 = time.perf_counter()
-    result = model.fit(traces, key=jax.random.key(seed), num_iters=num_iters, verbose=False)
-    seconds = time.perf_counter() - t0
-    states = np.argmax(result.posterior[0].discrete_probs, -1)
-    return states, seconds, result
+    walls, cpus, best, elbos = [], [], None, []
+
+    def one(j, iters):
+        t0, c0 = time.perf_counter(), time.process_time()
+        result = model.fit(traces, key=jax.random.key(seed + j), num_iters=iters, verbose=False)
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+        return result
+
+    for j in range(num_fits):
+        result = one(j, screen_iters or num_iters)
+        elbos.append(float(np.max(result.elbos)))
+        if best is None or elbos[-1] > elbos[best[0]]:
+            best = (j, result)
+    if screen_iters:
+        best = (best[0], one(best[0], num_iters))
+    states = np.argmax(best[1].posterior[0].discrete_probs, -1)
+    timing = dict(wall_s=sum(walls), cpu_s=sum(cpus), first_fit_wall_s=walls[0], first_fit_cpu_s=cpus[0],
+                  later_fit_wall_s=float(np.mean(walls[1:])) if num_fits > 1 else None,
+                  later_fit_cpu_s=float(np.mean(cpus[1:])) if num_fits > 1 else None, kept_fit=best[0])
+    return states, timing, best[1], elbos
 
 
 def main(argv=None):
@@ -57,6 +80,10 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="one worm, 10 iterations")
     ap.add_argument("--iters", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--fits", type=int, default=12, help="full fits per worm, highest ELBO kept")
+    ap.add_argument("--states", type=int, default=3)
+    ap.add_argument("--screen-iters", type=int, default=0,
+                    help="if > 0: screen the seeds with this many iterations, then refit the best one")
     args = ap.parse_args(argv)
     files = sorted(DATA.glob("*.h5"))
     if not files:
@@ -67,20 +94,30 @@ def main(argv=None):
     rows = []
     for i, path in enumerate(files):
         traces, rev = load_worm(path)
-        states, seconds, result = fit_worm(traces, args.seed, iters)
+        states, timing, result, elbos = fit_worm(traces, args.seed, iters, args.states, num_fits=args.fits,
+                                                 screen_iters=args.screen_iters)
         ba = majority_balanced_accuracy(states, rev)
         rows.append(dict(worm=path.stem, T=traces.shape[0], N=traces.shape[1], balanced_accuracy=float(ba),
-                         seconds=seconds, rejected=len(result.rejected), peer=PEER_SCORES[i]))
-        print(f"{path.stem}: BA {ba:.3f}  {seconds:.1f} s", flush=True)
-    print("\n| worm | T | N | balanced accuracy | peer (ssm) | fit seconds (incl. init + compile) |")
-    print("|---|---|---|---|---|---|")
+                         rejected=len(result.rejected), peer=PEER_SCORES[i], elbos=elbos, **timing))
+        print(f"{path.stem}: BA {ba:.3f}  wall {timing['wall_s']:.1f} s  CPU {timing['cpu_s']:.1f} s", flush=True)
+    screen = f" after {args.screen_iters} iterations, refitted" if args.screen_iters else ""
+    print(f"\nK={args.states}, D=4, {iters} iterations, best ELBO of {args.fits} fits per worm{screen}")
+    print("| worm | T | N | balanced accuracy | peer (ssm) | wall s (all fits) | CPU s (all fits) "
+          "| CPU s first fit (incl. compile) | CPU s per later fit |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    later = lambda r: "-" if r["later_fit_cpu_s"] is None else f"{r['later_fit_cpu_s']:.1f}"
     for r in rows:
-        print(f"| {r['worm']} | {r['T']} | {r['N']} | {r['balanced_accuracy']:.3f} | {r['peer']:.2f} | {r['seconds']:.1f} |")
+        print(f"| {r['worm']} | {r['T']} | {r['N']} | {r['balanced_accuracy']:.3f} | {r['peer']:.2f} | "
+              f"{r['wall_s']:.1f} | {r['cpu_s']:.1f} | {r['first_fit_cpu_s']:.1f} | {later(r)} |")
     mean_ba = float(np.mean([r["balanced_accuracy"] for r in rows]))
     print(f"| mean | | | {mean_ba:.3f} | {np.mean(PEER_SCORES[:len(rows)]):.2f} | "
-          f"{np.mean([r['seconds'] for r in rows]):.1f} |")
-    out = Path(__file__).resolve().parent / "results" / "celegans.json"
-    out.write_text(json.dumps(dict(iters=iters, seed=args.seed, rows=rows, mean_balanced_accuracy=mean_ba), indent=1))
+          f"{np.mean([r['wall_s'] for r in rows]):.1f} | {np.mean([r['cpu_s'] for r in rows]):.1f} | | |")
+    name = "celegans" + ("" if args.states == 3 else f"_K{args.states}") + (
+        f"_screen{args.screen_iters}" if args.screen_iters else "") + ("_quick" if args.quick else "")
+    out = Path(__file__).resolve().parent / "results" / f"{name}.json"
+    out.write_text(json.dumps(dict(iters=iters, seed=args.seed, fits=args.fits, states=args.states, latents=4,
+                                   screen_iters=args.screen_iters,
+                                   rows=rows, mean_balanced_accuracy=mean_ba), indent=1))
 
 
 if __name__ == "__main__":
