@@ -18,12 +18,6 @@ def x64():
         yield
 
 
-@eqx.filter_jit
-def step_loop(layer, xs):
-    """The recurrent reference: ``layer.step`` over xs (T, ...) from ``layer.init_state()``."""
-    return jax.lax.scan(lambda s, x: layer.step(s, x), layer.init_state(), xs)[1]
-
-
 @pytest.mark.parametrize("arm", ARMS)
 def test_every_arm_is_causal(arm):
     model = build_model(arm, 30, key=jax.random.PRNGKey(0), **SMALL)

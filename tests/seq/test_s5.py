@@ -8,6 +8,7 @@ import pytest
 from scipy.linalg import expm
 
 from ssmneuro.seq.s5 import S5, discretise_bilinear, discretise_zoh, hippo_n_eigen, hippo_normal
+from tests.seq.seq_reference import step_loop
 
 TOL = dict(rtol=1e-10, atol=1e-10)
 
@@ -16,12 +17,6 @@ TOL = dict(rtol=1e-10, atol=1e-10)
 def x64():
     with jax.enable_x64(True):
         yield
-
-
-@eqx.filter_jit
-def step_loop(layer, xs):
-    """The recurrent reference: ``layer.step`` over xs (T, ...) from ``layer.init_state()``."""
-    return jax.lax.scan(lambda s, x: layer.step(s, x), layer.init_state(), xs)[1]
 
 
 def _zoh_reference(A, B, delta):

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from ssmneuro.seq.selective import CausalConv, MambaBlock, SelectiveSSM
+from tests.seq.seq_reference import step_loop
 
 TOL = dict(rtol=1e-10, atol=1e-10)
 
@@ -15,12 +16,6 @@ TOL = dict(rtol=1e-10, atol=1e-10)
 def x64():
     with jax.enable_x64(True):
         yield
-
-
-@eqx.filter_jit
-def step_loop(layer, xs):
-    """The recurrent reference: ``layer.step`` over xs (T, ...) from ``layer.init_state()``."""
-    return jax.lax.scan(lambda s, x: layer.step(s, x), layer.init_state(), xs)[1]
 
 
 def _numpy_selective(ssm, x):

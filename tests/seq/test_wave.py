@@ -9,6 +9,7 @@ from scipy.special import comb
 
 from ssmneuro.seq.selective import CausalConv
 from ssmneuro.seq.wave import WaveSSM, toeplitz_scan, truncated_polymul, wave_coefficients
+from tests.seq.seq_reference import step_loop
 
 TOL = dict(rtol=1e-10, atol=1e-10)
 
@@ -17,12 +18,6 @@ TOL = dict(rtol=1e-10, atol=1e-10)
 def x64():
     with jax.enable_x64(True):
         yield
-
-
-@eqx.filter_jit
-def step_loop(layer, xs):
-    """The recurrent reference: ``layer.step`` over xs (T, ...) from ``layer.init_state()``."""
-    return jax.lax.scan(lambda s, x: layer.step(s, x), layer.init_state(), xs)[1]
 
 
 def _toeplitz(p):
