@@ -1,9 +1,62 @@
-"""Small batched Cholesky helpers shared by the Gaussian-chain solvers (no explicit inverses)."""
+"""Small batched Cholesky helpers shared by the Gaussian-chain solvers (no explicit inverses).
+
+``cholesky`` and ``solve_triangular`` are written in plain jnp (unrolled over the matrix size) for
+matrices up to ``SMALL`` rows. jaxlib 0.10's LAPACK kernels split a batch over XLA:CPU's thread pool and
+block that pool's thread while they wait; when the runtime runs as many such calls side by side as the
+pool has threads, the process deadlocks (seen here: 16 trials of 800 steps, or 12 batched fits). Our
+batches of small blocks (D x D per time step) are exactly that case, and the unrolled code is as fast.
+Larger matrices go to LAPACK.
+"""
 
 from __future__ import annotations
 
 import jax.numpy as jnp
-from jax.scipy.linalg import solve_triangular
+import jax.scipy.linalg
+
+SMALL = 16
+
+
+def cholesky(a):
+    """Lower Cholesky factor of (..., D, D) symmetric positive definite ``a`` (NaN where not PD)."""
+    D = a.shape[-1]
+    if D > SMALL:
+        return jnp.linalg.cholesky(a)
+    L = jnp.zeros_like(a)
+    for j in range(D):
+        row = L[..., j, :j]
+        diag = jnp.sqrt(a[..., j, j] - jnp.sum(row * row, -1))
+        col = (a[..., j + 1:, j] - jnp.einsum("...ik,...k->...i", L[..., j + 1:, :j], row)) / diag[..., None]
+        L = L.at[..., j, j].set(diag).at[..., j + 1:, j].set(col)
+    return L
+
+
+def solve_triangular(a, b, lower=False, trans=0):
+    """x with op(a) x = b, op = identity (trans=0) or transpose (trans=1); a (..., D, D) triangular,
+    b (..., D) or (..., D, M) (as ``jax.scipy.linalg.solve_triangular``)."""
+    D = a.shape[-1]
+    if D > SMALL:
+        return jax.scipy.linalg.solve_triangular(a, b, lower=lower, trans=trans)
+    vec = b.ndim == a.ndim - 1
+    B = b[..., None] if vec else b
+    A = jnp.swapaxes(a, -1, -2) if trans else a
+    forward = lower != bool(trans)  # op(a) is lower triangular
+    order = range(D) if forward else range(D - 1, -1, -1)
+    rows = [None] * D
+    done = []
+    for i in order:
+        r = B[..., i, :]
+        for k in done:
+            r = r - A[..., i, k, None] * rows[k]
+        rows[i] = r / A[..., i, i, None]
+        done.append(i)
+    x = jnp.stack(rows, axis=-2)
+    return x[..., 0] if vec else x
+
+
+def cho_solve_spd(a, b):
+    """a^{-1} b for symmetric positive definite a (..., D, D); b (..., D) or (..., D, M)."""
+    L = cholesky(a)
+    return solve_triangular(L, solve_triangular(L, b, lower=True), lower=True, trans=1)
 
 
 def mT(x):

@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from ssmneuro.inference import block_tridiag_parallel
-from ssmneuro.inference._chol import (chol_inverse, cho_solve, mT, symmetrize, tri_solve,
+from ssmneuro.inference._chol import (chol_inverse, cholesky, cho_solve, mT, symmetrize, tri_solve,
                                       tri_solve_transpose_vec, tri_solve_vec)
 
 
@@ -68,11 +68,11 @@ def _forward(J_diag, J_lower, h):
         chol_prev, eta_prev = carry
         J_tt, J_cross, h_t = inputs
         W = tri_solve(chol_prev, J_cross.T)
-        chol = jnp.linalg.cholesky(symmetrize(J_tt - W.T @ W))
+        chol = cholesky(symmetrize(J_tt - W.T @ W))
         eta = h_t - W.T @ tri_solve_vec(chol_prev, eta_prev)
         return (chol, eta), (chol, eta)
 
-    first = (jnp.linalg.cholesky(symmetrize(J_diag[0])), h[0])
+    first = (cholesky(symmetrize(J_diag[0])), h[0])
     _, (chols, etas) = jax.lax.scan(step, first, (J_diag[1:], J_lower, h[1:]))
     return _ForwardMessages(jnp.concatenate([first[0][None], chols]), jnp.concatenate([first[1][None], etas]))
 

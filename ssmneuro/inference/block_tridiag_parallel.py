@@ -23,7 +23,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ssmneuro.inference._chol import chol_inverse, mT, symmetrize, tri_solve, tri_solve_transpose_vec, tri_solve_vec
+from ssmneuro.inference._chol import chol_inverse, cholesky, mT, solve_triangular, symmetrize, tri_solve, tri_solve_transpose_vec, tri_solve_vec
 
 
 class _Level(NamedTuple):
@@ -56,7 +56,7 @@ def _pad_rows(x, length):
 
 def _eliminate_odd(J_diag, J_lower, h):
     """One reduction level: the factors of the odd blocks and the Schur-complement chain of the evens."""
-    chol = jnp.linalg.cholesky(symmetrize(J_diag[1::2]))
+    chol = cholesky(symmetrize(J_diag[1::2]))
     left = tri_solve(chol, J_lower[0::2])
     right = tri_solve(chol, mT(J_lower[1::2]))
     info = tri_solve_vec(chol, h[1::2])
@@ -77,7 +77,7 @@ def _reduce(J_diag, J_lower, h):
         # the dummy of an even chain stays decoupled (J = I, h = 0): drop it from the reduced chain
         J_diag, J_lower, h = reduced[0][: (n + 1) // 2], reduced[1][: (n - 1) // 2], reduced[2][: (n + 1) // 2]
         levels.append(level)
-    chol = jnp.linalg.cholesky(symmetrize(J_diag[0]))
+    chol = cholesky(symmetrize(J_diag[0]))
     return levels, chol, tri_solve_vec(chol, h[0]), lengths
 
 
@@ -129,8 +129,8 @@ def _back_substitute_covs(levels, base_chol, lengths):
         lvl = levels[k]
         m = lvl.info.shape[0]
         covs, cross = _pad_rows(covs, m + 1), _pad_rows(cross, m)
-        gain_a = -jax.scipy.linalg.solve_triangular(lvl.chol, lvl.left, lower=True, trans=1)
-        gain_b = -jax.scipy.linalg.solve_triangular(lvl.chol, lvl.right, lower=True, trans=1)
+        gain_a = -solve_triangular(lvl.chol, lvl.left, lower=True, trans=1)
+        gain_b = -solve_triangular(lvl.chol, lvl.right, lower=True, trans=1)
         S_aa, S_bb, S_ba = covs[:-1], covs[1:], cross
         gain = jnp.concatenate([gain_a, gain_b], axis=-1)
         joint = jnp.concatenate([jnp.concatenate([S_aa, mT(S_ba)], -1), jnp.concatenate([S_ba, S_bb], -1)], -2)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.linalg import solve_triangular
+from ssmneuro.inference._chol import cholesky, solve_triangular
 
 from ssmneuro.inference.lgssm_terms import (Dynamics, EmissionInfo, at, information_update, predict,
                                             symmetrize, time_axis)
@@ -27,8 +27,8 @@ def filter_element(F, u, Q, J, h):
     A = (I - C J) F,  b = u + C (h - J u),  eta = F^T (I - J C)(h - J u),  J' = F^T (J - J C J) F.
     """
     D = u.shape[-1]
-    LQ = jnp.linalg.cholesky(Q)
-    LM = jnp.linalg.cholesky(jnp.eye(D, dtype=Q.dtype) + LQ.T @ J @ LQ)
+    LQ = cholesky(Q)
+    LM = cholesky(jnp.eye(D, dtype=Q.dtype) + LQ.T @ J @ LQ)
     W = solve_triangular(LM, LQ.T, lower=True).T
     C = W @ W.T
     I_CJ = jnp.eye(D, dtype=Q.dtype) - C @ J

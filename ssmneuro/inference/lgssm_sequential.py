@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.linalg import solve_triangular
+from ssmneuro.inference._chol import cholesky, solve_triangular
 
 from ssmneuro.inference.lgssm_terms import Dynamics, at, predict, symmetrize
 
@@ -45,7 +45,7 @@ def sequential_smoother(filtered_means, filtered_covs, predicted_means, predicte
     def step(carry, x):
         m, P = carry
         t, mf_t, Pf_t, mp_next, Pp_next = x
-        L = jnp.linalg.cholesky(Pp_next)
+        L = cholesky(Pp_next)
         E = solve_triangular(L.T, solve_triangular(L, at(F, t, 2) @ Pf_t, lower=True), lower=False).T
         m_s = mf_t + E @ (m - mp_next)
         P_s = symmetrize(Pf_t + E @ (P - Pp_next) @ E.T)

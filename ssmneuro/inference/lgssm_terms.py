@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.linalg import cho_solve, solve_triangular
+from ssmneuro.inference._chol import cholesky, solve_triangular
 
 LOG_2PI = 1.8378770664093453
 
@@ -120,7 +120,7 @@ def emission_info(params, emissions, inputs=None, mask=None) -> EmissionInfo:
         c = -0.5 * (jnp.sum(w * r**2, axis=-1) + log_det + jnp.sum(observed, -1) * LOG_2PI)
         return EmissionInfo(J, h, c)
     if mask is None and R.ndim == 2:  # one whitening for all t
-        L = jnp.linalg.cholesky(R)
+        L = cholesky(R)
         Cw = solve_triangular(L, C, lower=True) if C.ndim == 2 else jax.vmap(
             lambda Ct: solve_triangular(L, Ct, lower=True))(C)
         rw = solve_triangular(L, r.T, lower=True).T
@@ -128,7 +128,7 @@ def emission_info(params, emissions, inputs=None, mask=None) -> EmissionInfo:
     else:  # R_oo per step: unobserved rows/columns replaced by the identity
         both = observed[:, :, None] * observed[:, None, :]
         Rt = jnp.broadcast_to(R, (r.shape[0], N, N)) * both + jax.vmap(jnp.diag)(1.0 - observed)
-        L = jnp.linalg.cholesky(Rt)
+        L = cholesky(Rt)
         Cm = C * observed[:, :, None]
         Cw = jax.vmap(lambda Lt, Ct: solve_triangular(Lt, Ct, lower=True))(L, Cm)
         rw = jax.vmap(lambda Lt, rt: solve_triangular(Lt, rt, lower=True))(L, r)
@@ -155,8 +155,8 @@ def information_update(m, P, J, h, c):
     Returns (m', P', log_likelihood).
     """
     D = m.shape[-1]
-    L = jnp.linalg.cholesky(P)
-    LM = jnp.linalg.cholesky(jnp.eye(D, dtype=P.dtype) + L.T @ J @ L)
+    L = cholesky(P)
+    LM = cholesky(jnp.eye(D, dtype=P.dtype) + L.T @ J @ L)
     z = solve_triangular(LM, L.T @ (h - J @ m), lower=True)
     W = solve_triangular(LM, L.T, lower=True).T
     log_lik = c + h @ m - 0.5 * m @ J @ m - jnp.sum(jnp.log(jnp.diag(LM))) + 0.5 * z @ z
@@ -174,8 +174,8 @@ def covariance_update(m, P, C, R, r, observed):
     C = C * observed[:, None]
     R = R * observed[:, None] * observed[None, :] + jnp.diag(1.0 - observed)
     S = symmetrize(C @ P @ C.T + R)
-    LS = jnp.linalg.cholesky(S)
-    K = cho_solve((LS, True), C @ P).T
+    LS = cholesky(S)
+    K = solve_triangular(LS, solve_triangular(LS, C @ P, lower=True), lower=True, trans=1).T
     resid = r - C @ m
     z = solve_triangular(LS, resid, lower=True)
     log_lik = -0.5 * (z @ z + jnp.sum(observed) * LOG_2PI) - jnp.sum(jnp.log(jnp.diag(LS)))
@@ -192,8 +192,8 @@ def smoother_element(mf, Pf, F, u, Q):
     Returns (E (D, D), g (D,), L (D, D)).
     """
     D = mf.shape[-1]
-    Lp = jnp.linalg.cholesky(symmetrize(F @ Pf @ F.T + Q))
-    E = cho_solve((Lp, True), F @ Pf).T
+    Lp = cholesky(symmetrize(F @ Pf @ F.T + Q))
+    E = solve_triangular(Lp, solve_triangular(Lp, F @ Pf, lower=True), lower=True, trans=1).T
     g = mf - E @ (F @ mf + u)
     I_EF = jnp.eye(D, dtype=Pf.dtype) - E @ F
     return E, g, symmetrize(I_EF @ Pf @ I_EF.T + E @ Q @ E.T)

@@ -69,7 +69,9 @@ class FitResult(NamedTuple):
     posterior: list of per-trial Posterior under ``params``;
     elbos: (num_iters,) ELBO (exact log-likelihood for the Gaussian LDS) at each iteration;
     rejected: iterations whose result was rejected (NaN or a large drop) and rolled back;
-    best_iteration: index into ``elbos`` of the kept parameters.
+    best_iteration: index into ``elbos`` of the kept parameters;
+    all_elbos: (num_fits, num_iters) the ELBO traces of every seeded fit (``fit(num_fits=...)``);
+    kept_fit: which of them was kept (the highest ELBO).
     """
 
     params: SLDSParams
@@ -77,3 +79,5 @@ class FitResult(NamedTuple):
     elbos: np.ndarray
     rejected: list
     best_iteration: int
+    all_elbos: np.ndarray | None = None
+    kept_fit: int = 0

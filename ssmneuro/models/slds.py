@@ -86,19 +86,31 @@ class _SwitchingModel:
         return lambda p, b, q: laplace_em_iteration(self, p, b, q, max_newton=max_newton, parallel=parallel)
 
     def fit(self, data, key=None, inputs=None, masks=None, num_iters=100, verbose=True, params=None,
-            num_restarts=3, max_newton=10, parallel=False, max_drop=0.01) -> FitResult:
+            num_restarts=3, max_newton=10, parallel=False, max_drop=0.01, num_fits=1) -> FitResult:
         """Fit by exact EM (Gaussian LDS) or Laplace-EM.
 
         data: (T, N) array or list of (T_i, N); inputs: same layout with U columns; masks: bool, True =
         observed. params: start here instead of the default initialisation (then key may be None).
-        -> FitResult(params (best ELBO), posterior (list per trial), elbos (num_iters,), rejected, best_iteration)
+        num_fits: run this many fits from the seeds ``jax.random.split(key, num_fits)`` side by side (one
+        vmapped program, so F fits cost far less than F times one fit) and keep the one with the highest
+        ELBO; fit f is the same as ``fit(..., key=jax.random.split(key, num_fits)[f])``.
+        -> FitResult(params (best ELBO), posterior (list per trial), elbos (num_iters,), rejected,
+        best_iteration, all_elbos (num_fits, num_iters), kept_fit)
         """
         from ssmneuro.models.fitting import loop
         from ssmneuro.models.fitting.initialize import initialize
 
         if not isinstance(num_iters, (int, np.integer)) or num_iters < 1:
             raise ValueError(f"num_iters must be a positive integer, got {num_iters!r}")
+        if not isinstance(num_fits, (int, np.integer)) or num_fits < 1:
+            raise ValueError(f"num_fits must be a positive integer, got {num_fits!r}")
+        if num_fits > 1 and (params is not None or key is None):
+            raise ValueError("num_fits > 1 needs key= (the fits differ only in their seeded initialisation) "
+                             "and no params=")
         ys, us, ms, batches, groups = self._prepare(data, inputs, masks)
+        if num_fits > 1:
+            return self._fit_many(key, ys, us, ms, batches, groups, num_fits, num_iters, verbose,
+                                  num_restarts, max_newton, parallel, max_drop)
         if params is None:
             if key is None:
                 raise ValueError("pass key=jax.random.key(seed) (used by the initialisation)")
@@ -114,7 +126,35 @@ class _SwitchingModel:
             posts = tuple(posts)
         lengths = [y.shape[0] for y in ys]
         posterior = fdata.unbatch_posteriors(posts, groups, lengths, len(ys))
-        return FitResult(best, posterior, elbos, rejected, best_it)
+        return FitResult(best, posterior, elbos, rejected, best_it, elbos[None], 0)
+
+    def _fit_many(self, key, ys, us, ms, batches, groups, num_fits, num_iters, verbose, num_restarts,
+                  max_newton, parallel, max_drop) -> FitResult:
+        """``num_fits`` seeded fits advanced together by one vmapped iteration; the best ELBO kept."""
+        from ssmneuro.models.fitting import loop
+        from ssmneuro.models.fitting.initialize import initialize
+
+        starts = [initialize(self, k, ys, us, ms, batches, groups, num_restarts)
+                  for k in jax.random.split(key, num_fits)]
+        stack = lambda trees: jax.tree.map(lambda *a: jnp.stack(a), *trees)
+        params = self._cast(stack([p for p, _ in starts]), batches)
+        qs = stack([q for _, q in starts])
+        if self.uses_exact_em:
+            from ssmneuro.models.fitting.em import exact_em_iterations as iterations
+
+            step = lambda p, q: iterations(self, p, batches, parallel=parallel)
+        else:
+            from ssmneuro.models.fitting.laplace_em import laplace_em_iterations as iterations
+
+            step = lambda p, q: iterations(self, p, batches, q, max_newton=max_newton, parallel=parallel)
+        best, posts, elbos, rejected, best_its = loop.run_many(
+            step, params, qs, num_iters, verbose, max_drop, desc=f"{'EM' if self.uses_exact_em else 'Laplace-EM'} x{num_fits}")
+        finals = np.array([elbos[i, f] if i >= 0 else -np.inf for f, i in enumerate(best_its)])
+        kept = int(np.argmax(finals))
+        pick = lambda tree: jax.tree.map(lambda a: a[kept], tree)
+        lengths = [y.shape[0] for y in ys]
+        posterior = fdata.unbatch_posteriors(tuple(pick(posts)), groups, lengths, len(ys))
+        return FitResult(pick(best), posterior, elbos[:, kept], rejected[kept], int(best_its[kept]), elbos.T, kept)
 
     def _cast(self, params, batches):
         dtype = batches[0].emissions.dtype

@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
+from ssmneuro.inference._chol import cholesky, solve_triangular
 from ssmneuro.models.params import DynamicsParams, InitialParams
 
 LOG_2PI = 1.8378770664093453
@@ -30,21 +31,21 @@ def predicted_means(params: DynamicsParams, x_prev, u_prev) -> Array:
 
 def gaussian_log_density(x, mean, cov) -> Array:
     """log N(x | mean, cov) for x, mean (D,), cov (D, D)."""
-    L = jnp.linalg.cholesky(cov)
-    z = jax.scipy.linalg.solve_triangular(L, x - mean, lower=True)
+    L = cholesky(cov)
+    z = solve_triangular(L, x - mean, lower=True)
     return -0.5 * (x.shape[-1] * LOG_2PI + jnp.sum(z * z)) - jnp.sum(jnp.log(jnp.diagonal(L)))
 
 
 def gaussian_log_density_chol(x, mean, chol) -> Array:
     """log N(x | mean, L L^T) for a lower Cholesky factor L (D, D)."""
-    z = jax.scipy.linalg.solve_triangular(chol, x - mean, lower=True)
+    z = solve_triangular(chol, x - mean, lower=True)
     return -0.5 * (x.shape[-1] * LOG_2PI + jnp.sum(z * z)) - jnp.sum(jnp.log(jnp.diagonal(chol)))
 
 
 def log_likelihoods(params: DynamicsParams, x_prev, x, u_prev, chols=None) -> Array:
     """(K,): log N(x | A_k x_prev + V_k u_prev + b_k, Q_k); chols (K, D, D) = cholesky(Q) if precomputed."""
     mus = predicted_means(params, x_prev, u_prev)
-    chols = jnp.linalg.cholesky(params.covs) if chols is None else chols
+    chols = cholesky(params.covs) if chols is None else chols
     return jax.vmap(gaussian_log_density_chol, in_axes=(None, 0, 0))(x, mus, chols)
 
 
@@ -52,9 +53,9 @@ def expected_gaussian_log_density(mean_err, second_moment_err, cov, chol=None) -
     """E[log N(e | 0, cov)] with E[e] = mean_err and E[e e^T] = second_moment_err (D, D)."""
     del mean_err
     D = cov.shape[-1]
-    L = jnp.linalg.cholesky(cov) if chol is None else chol
-    Linv_M = jax.scipy.linalg.solve_triangular(L, second_moment_err, lower=True)
-    trace = jnp.trace(jax.scipy.linalg.solve_triangular(L, Linv_M.T, lower=True))
+    L = cholesky(cov) if chol is None else chol
+    Linv_M = solve_triangular(L, second_moment_err, lower=True)
+    trace = jnp.trace(solve_triangular(L, Linv_M.T, lower=True))
     return -0.5 * (D * LOG_2PI + trace) - jnp.sum(jnp.log(jnp.diagonal(L)))
 
 
@@ -70,7 +71,7 @@ def expected_log_likelihoods(params: DynamicsParams, m_prev, m, S_prev, S, C, u_
         M = jnp.outer(r, r) + S - A @ C.T - C @ A.T + A @ S_prev @ A.T
         return expected_gaussian_log_density(r, M, Q, L)
 
-    chols = jnp.linalg.cholesky(params.covs) if chols is None else chols
+    chols = cholesky(params.covs) if chols is None else chols
     return jax.vmap(one)(params.weights, params.input_weights, params.biases, params.covs, chols)
 
 
@@ -93,9 +94,9 @@ def initial_log_likelihoods(initial: InitialParams, x0) -> Array:
 
 def precisions(params: DynamicsParams):
     """(Q_k^{-1} (K, D, D) symmetrised, log det Q_k (K,))."""
-    L = jnp.linalg.cholesky(params.covs)
+    L = cholesky(params.covs)
     eye = jnp.broadcast_to(jnp.eye(L.shape[-1], dtype=L.dtype), L.shape)
-    Linv = jax.scipy.linalg.solve_triangular(L, eye, lower=True)
+    Linv = solve_triangular(L, eye, lower=True)
     P = jnp.swapaxes(Linv, -1, -2) @ Linv
     logdet = 2.0 * jnp.sum(jnp.log(jnp.diagonal(L, axis1=-2, axis2=-1)), -1)
     return 0.5 * (P + jnp.swapaxes(P, -1, -2)), logdet

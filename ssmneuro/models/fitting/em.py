@@ -50,3 +50,10 @@ def exact_em_iteration(model, params, batches, qs=None, parallel=False):
 def exact_posterior(model, params, batches, qs=None, parallel=False):
     del model, qs
     return exact_e_step_all(params, batches, parallel)
+
+
+@partial(jax.jit, static_argnums=(0,), static_argnames=("parallel",))
+def exact_em_iterations(model, params, batches, qs=None, parallel=False):
+    """``exact_em_iteration`` for several independent fits: params with a leading fit axis (F, ...)."""
+    del qs
+    return jax.vmap(lambda p: exact_em_iteration(model, p, batches, parallel=parallel))(params)

@@ -47,3 +47,11 @@ def laplace_posterior(model, params, batches, qs, max_newton=10, parallel=False,
     for _ in range(num_sweeps - 1):
         posts, elbo = e_step_all(model, params, batches, posts, max_newton, parallel)
     return posts, elbo
+
+
+@partial(jax.jit, static_argnums=(0,), static_argnames=("max_newton", "parallel"))
+def laplace_em_iterations(model, params, batches, qs, max_newton=10, parallel=False):
+    """``laplace_em_iteration`` for several independent fits at once: ``params`` and ``qs`` carry a
+    leading fit axis (F, ...), the data ``batches`` are shared -> (new params, posteriors, ELBOs (F,))."""
+    step = lambda p, q: laplace_em_iteration(model, p, batches, q, max_newton=max_newton, parallel=parallel)
+    return jax.vmap(step)(params, qs)

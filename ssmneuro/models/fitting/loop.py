@@ -49,3 +49,57 @@ def run(iteration, params, qs, num_iters, verbose=True, max_drop=0.01, desc="EM"
         bar.set_postfix(elbo=f"{elbo:.4g}", rejected=len(rejected))
     bar.close()
     return best["params"], best["posts"], np.asarray(elbos), rejected, best["it"]
+
+
+def _finite_per_fit(tree, num_fits):
+    """(F,) bool: every entry of fit f (leading axis) is finite."""
+    ok = np.ones(num_fits, bool)
+    for a in jax.tree.leaves(tree):
+        ok &= np.asarray(jnp.all(jnp.isfinite(a.reshape(num_fits, -1)), axis=1))
+    return ok
+
+
+def _select(mask, a, b):
+    """Per fit: a where mask (F,) else b."""
+    return jax.tree.map(lambda x, y: jnp.where(mask.reshape((-1,) + (1,) * (x.ndim - 1)), x, y), a, b)
+
+
+def run_many(iteration, params, qs, num_iters, verbose=True, max_drop=0.01, desc="EM"):
+    """``run`` for F independent fits advanced together: ``iteration(params, qs) -> (new_params, posts,
+    elbos (F,))`` on pytrees with a leading fit axis. Each fit keeps its own best parameters, rejections
+    and damping exactly as ``run`` does; a fit whose very first iteration fails is frozen.
+    -> (best_params (F, ...), best_posts (F, ...), elbos (num_iters, F), rejected list per fit,
+    best_iteration (F,))"""
+    F = jax.tree.leaves(params)[0].shape[0]
+    best_elbo = np.full(F, -np.inf)
+    best_params, best_next, best_posts = params, params, qs
+    best_it, damping = np.full(F, -1), np.ones(F)
+    frozen = np.zeros(F, bool)
+    elbos, rejected = [], [[] for _ in range(F)]
+    bar = tqdm(range(num_iters), desc=desc, disable=not verbose, leave=False)
+    for it in bar:
+        new_params, posts, elbo = iteration(params, qs)
+        elbo = np.asarray(elbo, float)
+        elbos.append(elbo)
+        bad = ~np.isfinite(elbo) | ~_finite_per_fit(posts, F) | ~_finite_per_fit(new_params, F)
+        seen = np.isfinite(best_elbo)
+        drop = seen & (best_elbo - elbo > max_drop * (1.0 + np.abs(np.where(seen, best_elbo, 0.0))))
+        reject = (bad | drop) & ~frozen
+        frozen |= reject & ~seen  # nothing good yet: the start itself failed
+        for f in np.flatnonzero(reject):
+            rejected[f].append(it)
+        improved = ~reject & ~frozen & (elbo >= best_elbo)
+        best_elbo = np.where(improved, elbo, best_elbo)
+        best_it = np.where(improved, it, best_it)
+        m = jnp.asarray(improved)
+        best_params, best_next = _select(m, params, best_params), _select(m, new_params, best_next)
+        best_posts = _select(m, posts, best_posts)
+        damping = np.where(reject, 0.5 * damping, np.where(improved, 1.0, damping))
+        retry = jax.tree.map(lambda b, c: b + jnp.asarray(damping, b.dtype).reshape((-1,) + (1,) * (b.ndim - 1))
+                             * (c - b), best_params, best_next)
+        keep = jnp.asarray(frozen)
+        params = _select(keep, params, _select(jnp.asarray(reject), retry, new_params))
+        qs = _select(keep, qs, _select(jnp.asarray(reject), best_posts, posts))
+        bar.set_postfix(best_elbo=f"{np.max(best_elbo):.4g}", rejected=sum(map(len, rejected)))
+    bar.close()
+    return best_params, best_posts, np.stack(elbos), rejected, best_it

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from ssmneuro.inference._chol import cho_solve_spd
 from ssmneuro.models.components import transitions as trans
 from ssmneuro.models.components.emissions import expected_log_prob, family
 from ssmneuro.models.params import DynamicsParams, InitialParams
@@ -96,7 +97,7 @@ def update_dynamics(old: DynamicsParams, stats, diagonal=False, min_weight=1e-3)
     P, D = Epp.shape[-1], Exx.shape[-1]
     scale = jnp.trace(Epp, axis1=-2, axis2=-1)[:, None, None] / P
     reg = Epp + RIDGE * (scale + 1.0) * jnp.eye(P, dtype=Epp.dtype)
-    W = jnp.swapaxes(jnp.linalg.solve(reg, jnp.swapaxes(Exp, -1, -2)), -1, -2)
+    W = jnp.swapaxes(cho_solve_spd(reg, jnp.swapaxes(Exp, -1, -2)), -1, -2)
     WExpT = W @ jnp.swapaxes(Exp, -1, -2)
     Q = (Exx - WExpT - jnp.swapaxes(WExpT, -1, -2) + W @ Epp @ jnp.swapaxes(W, -1, -2))
     Q = Q / jnp.maximum(n, min_weight)[:, None, None]
@@ -116,7 +117,7 @@ def update_gaussian_emissions(old, stats, full_cov=False):
     n, Epp, yE, yy = stats
     P = Epp.shape[-1]
     reg = Epp + RIDGE * jnp.eye(P, dtype=Epp.dtype)
-    W = jnp.linalg.solve(reg, yE[..., None])[..., 0]                      # (N, P)
+    W = cho_solve_spd(reg, yE[..., None])[..., 0]                      # (N, P)
     resid = (yy - 2 * jnp.sum(W * yE, -1) + jnp.einsum("ni,nij,nj->n", W, Epp, W)) / jnp.maximum(n, 1.0)
     r = jnp.maximum(resid, 0.0) + COV_FLOOR
     C, d = W[:, :-1], W[:, -1]

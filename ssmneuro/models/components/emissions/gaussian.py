@@ -6,6 +6,8 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
+from ssmneuro.inference._chol import cholesky, solve_triangular
+
 LOG_2PI = 1.8378770664093453
 CLOSED_FORM = True
 
@@ -43,8 +45,8 @@ def log_prob(model, params: Params, x, y, y_prev, mask) -> Array:
     # full R: restrict to observed entries by replacing masked rows/cols with the identity
     both = mask[:, None] * mask[None, :]
     cov = params.covs * both + jnp.diag(1.0 - mask)
-    L = jnp.linalg.cholesky(cov)
-    z = jax.scipy.linalg.solve_triangular(L, r, lower=True)
+    L = cholesky(cov)
+    z = solve_triangular(L, r, lower=True)
     return -0.5 * jnp.sum(mask) * LOG_2PI - 0.5 * jnp.sum(z * z) - jnp.sum(jnp.log(jnp.diagonal(L)))
 
 
@@ -56,7 +58,7 @@ def sample(model, params: Params, key, x) -> Array:
     mu = mean(model, params, x)
     if params.covs.ndim == 1:
         return mu + jnp.sqrt(params.covs) * jax.random.normal(key, mu.shape, mu.dtype)
-    L = jnp.linalg.cholesky(params.covs)
+    L = cholesky(params.covs)
     return mu + jax.random.normal(key, mu.shape, mu.dtype) @ L.T
 
 

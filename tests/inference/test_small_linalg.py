@@ -1,0 +1,43 @@
+"""The unrolled small-matrix Cholesky / triangular solves (used instead of LAPACK's batched kernels, which
+deadlock XLA:CPU's thread pool in jaxlib 0.10) against numpy / scipy in float64."""
+
+import jax
+import numpy as np
+import pytest
+import scipy.linalg
+
+from ssmneuro.inference._chol import SMALL, cho_solve_spd, cholesky, solve_triangular
+
+
+@pytest.fixture(autouse=True)
+def x64():
+    with jax.enable_x64(True):
+        yield
+
+
+def _spd(rng, batch, D):
+    M = rng.normal(size=(*batch, D, D))
+    return M @ np.swapaxes(M, -1, -2) + D * np.eye(D)
+
+
+@pytest.mark.parametrize("D", [1, 3, 6, SMALL, SMALL + 2])
+def test_cholesky_and_solves_match_lapack(D):
+    rng = np.random.default_rng(D)
+    A = _spd(rng, (4, 2), D)
+    L = np.asarray(cholesky(A))
+    np.testing.assert_allclose(L, np.linalg.cholesky(A), rtol=1e-12, atol=1e-12)
+    B, v = rng.normal(size=(4, 2, D, 3)), rng.normal(size=(4, 2, D))
+    for lower in (True, False):
+        T = np.tril(A) if lower else np.triu(A)
+        for trans in (0, 1):
+            want = np.stack([scipy.linalg.solve_triangular(t, b, lower=lower, trans=trans)
+                             for t, b in zip(T.reshape(-1, D, D), B.reshape(-1, D, 3))]).reshape(B.shape)
+            np.testing.assert_allclose(solve_triangular(T, B, lower=lower, trans=trans), want, rtol=1e-10, atol=1e-12)
+            want_v = np.stack([scipy.linalg.solve_triangular(t, b, lower=lower, trans=trans)
+                               for t, b in zip(T.reshape(-1, D, D), v.reshape(-1, D))]).reshape(v.shape)
+            np.testing.assert_allclose(solve_triangular(T, v, lower=lower, trans=trans), want_v, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(cho_solve_spd(A, B), np.linalg.solve(A, B), rtol=1e-10, atol=1e-12)
+
+
+def test_cholesky_of_a_non_pd_matrix_is_not_finite():
+    assert not np.all(np.isfinite(np.asarray(cholesky(np.array([[1.0, 2.0], [2.0, 1.0]])))))
