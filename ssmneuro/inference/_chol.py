@@ -94,3 +94,23 @@ def chol_inverse(chol):
     eye = jnp.broadcast_to(jnp.eye(chol.shape[-1], dtype=chol.dtype), chol.shape)
     inv_chol = tri_solve(chol, eye)
     return mT(inv_chol) @ inv_chol
+
+
+def solve(a, b):
+    """a^{-1} b for a general square (..., D, D) ``a`` and (..., D, M) ``b``: Gaussian elimination with
+    partial pivoting, unrolled (no LAPACK, see the module docstring) for D <= SMALL."""
+    D = a.shape[-1]
+    if D > SMALL:
+        return jnp.linalg.solve(a, b)
+    batch = jnp.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    A, B = jnp.broadcast_to(a, batch + a.shape[-2:]), jnp.broadcast_to(b, batch + b.shape[-2:])
+    rows = jnp.arange(D)
+    for k in range(D):
+        p = jnp.argmax(jnp.abs(A[..., k:, k]), axis=-1) + k
+        perm = jnp.where(rows == k, p[..., None], jnp.where(rows == p[..., None], k, rows))
+        A = jnp.take_along_axis(A, perm[..., None], axis=-2)
+        B = jnp.take_along_axis(B, perm[..., None], axis=-2)
+        factors = A[..., k + 1:, k] / A[..., k, k, None]
+        A = A.at[..., k + 1:, :].add(-factors[..., None] * A[..., k:k + 1, :])
+        B = B.at[..., k + 1:, :].add(-factors[..., None] * B[..., k:k + 1, :])
+    return solve_triangular(A, B, lower=False)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from ssmneuro.inference._chol import cholesky, solve_triangular
+from ssmneuro.inference._chol import cholesky, solve, solve_triangular
 
 from ssmneuro.inference.lgssm_terms import (Dynamics, EmissionInfo, at, information_update, predict,
                                             symmetrize, time_axis)
@@ -46,9 +46,9 @@ def filter_combine(earlier, later):
     Aj, bj, Cj, etaj, Jj = later
     D = bi.shape[-1]
     M = jnp.eye(D, dtype=Ci.dtype) + Ci @ Jj
-    fwd = jnp.linalg.solve(M, jnp.concatenate([Ai, Ci, (bi + (Ci @ etaj[..., None])[..., 0])[..., None]], -1))
+    fwd = solve(M, jnp.concatenate([Ai, Ci, (bi + (Ci @ etaj[..., None])[..., 0])[..., None]], -1))
     MA, MC, Mb = fwd[..., :D], fwd[..., D:2 * D], fwd[..., 2 * D]
-    bwd = jnp.linalg.solve(_mT(M), jnp.concatenate([Jj @ Ai, (etaj - (Jj @ bi[..., None])[..., 0])[..., None]], -1))
+    bwd = solve(_mT(M), jnp.concatenate([Jj @ Ai, (etaj - (Jj @ bi[..., None])[..., 0])[..., None]], -1))
     MJA, Meta = bwd[..., :D], bwd[..., D]
     A = Aj @ MA
     b = (Aj @ Mb[..., None])[..., 0] + bj

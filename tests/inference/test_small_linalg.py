@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from ssmneuro.inference._chol import SMALL, cho_solve_spd, cholesky, solve_triangular
+from ssmneuro.inference._chol import SMALL, cho_solve_spd, cholesky, solve, solve_triangular
 
 
 @pytest.fixture(autouse=True)
@@ -41,3 +41,13 @@ def test_cholesky_and_solves_match_lapack(D):
 
 def test_cholesky_of_a_non_pd_matrix_is_not_finite():
     assert not np.all(np.isfinite(np.asarray(cholesky(np.array([[1.0, 2.0], [2.0, 1.0]])))))
+
+
+@pytest.mark.parametrize("D", [1, 2, 5, 8, SMALL + 1])
+def test_general_solve_with_pivoting_matches_lapack(D):
+    rng = np.random.default_rng(10 + D)
+    A, B = rng.normal(size=(5, 3, D, D)), rng.normal(size=(5, 3, D, 4))
+    if D > 1:
+        A[0, 0, 0, 0] = 0.0  # needs a row swap
+    np.testing.assert_allclose(solve(A, B), np.linalg.solve(A, B), rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(solve(A[0, 0], B), np.linalg.solve(A[0, 0], B), rtol=1e-8, atol=1e-10)
