@@ -92,8 +92,9 @@ class _SwitchingModel:
         data: (T, N) array or list of (T_i, N); inputs: same layout with U columns; masks: bool, True =
         observed. params: start here instead of the default initialisation (then key may be None).
         num_fits: run this many fits from the seeds ``jax.random.split(key, num_fits)`` side by side (one
-        vmapped program, so F fits cost far less than F times one fit) and keep the one with the highest
-        ELBO; fit f is the same as ``fit(..., key=jax.random.split(key, num_fits)[f])``.
+        vmapped program) and keep the one with the highest ELBO; fit f is the same as
+        ``fit(..., key=jax.random.split(key, num_fits)[f])``. On a 2-core CPU this costs about as much as the
+        fits one after another (measured on C. elegans); the batching is meant for accelerators.
         -> FitResult(params (best ELBO), posterior (list per trial), elbos (num_iters,), rejected,
         best_iteration, all_elbos (num_fits, num_iters), kept_fit)
         """
@@ -147,8 +148,8 @@ class _SwitchingModel:
             from ssmneuro.models.fitting.laplace_em import laplace_em_iterations as iterations
 
             step = lambda p, q: iterations(self, p, batches, q, max_newton=max_newton, parallel=parallel)
-        best, posts, elbos, rejected, best_its = loop.run_many(
-            step, params, qs, num_iters, verbose, max_drop, desc=f"{'EM' if self.uses_exact_em else 'Laplace-EM'} x{num_fits}")
+        desc = f"{'EM' if self.uses_exact_em else 'Laplace-EM'} x{num_fits}"
+        best, posts, elbos, rejected, best_its = loop.run_many(step, params, qs, num_iters, verbose, max_drop, desc)
         finals = np.array([elbos[i, f] if i >= 0 else -np.inf for f, i in enumerate(best_its)])
         kept = int(np.argmax(finals))
         pick = lambda tree: jax.tree.map(lambda a: a[kept], tree)
