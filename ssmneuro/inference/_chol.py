@@ -55,8 +55,7 @@ def solve_triangular(a, b, lower=False, trans=0):
 
 def cho_solve_spd(a, b):
     """a^{-1} b for symmetric positive definite a (..., D, D); b (..., D) or (..., D, M)."""
-    L = cholesky(a)
-    return solve_triangular(L, solve_triangular(L, b, lower=True), lower=True, trans=1)
+    return cho_solve(cholesky(a), b)
 
 
 def mT(x):

@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-from ssmneuro.inference._chol import cholesky, solve_triangular
+from ssmneuro.inference._chol import cho_solve, cholesky, solve_triangular
 
 LOG_2PI = 1.8378770664093453
 
@@ -175,7 +175,7 @@ def covariance_update(m, P, C, R, r, observed):
     R = R * observed[:, None] * observed[None, :] + jnp.diag(1.0 - observed)
     S = symmetrize(C @ P @ C.T + R)
     LS = cholesky(S)
-    K = solve_triangular(LS, solve_triangular(LS, C @ P, lower=True), lower=True, trans=1).T
+    K = cho_solve(LS, C @ P).T
     resid = r - C @ m
     z = solve_triangular(LS, resid, lower=True)
     log_lik = -0.5 * (z @ z + jnp.sum(observed) * LOG_2PI) - jnp.sum(jnp.log(jnp.diag(LS)))
@@ -193,7 +193,7 @@ def smoother_element(mf, Pf, F, u, Q):
     """
     D = mf.shape[-1]
     Lp = cholesky(symmetrize(F @ Pf @ F.T + Q))
-    E = solve_triangular(Lp, solve_triangular(Lp, F @ Pf, lower=True), lower=True, trans=1).T
+    E = cho_solve(Lp, F @ Pf).T
     g = mf - E @ (F @ mf + u)
     I_EF = jnp.eye(D, dtype=Pf.dtype) - E @ F
     return E, g, symmetrize(I_EF @ Pf @ I_EF.T + E @ Q @ E.T)

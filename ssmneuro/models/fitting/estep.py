@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from ssmneuro.inference._chol import cho_solve_spd
+from ssmneuro.inference._chol import chol_inverse, cholesky
 from ssmneuro.inference.block_tridiag import block_tridiag_posterior
 from ssmneuro.models.components import dynamics as dyn
 from ssmneuro.models.components import transitions as trans
@@ -70,8 +70,7 @@ def initial_term(params, x0, probs0):
 
 def initial_precision(params, probs0):
     """(D, D) -Hessian of initial_term: sum_k q(z_0 = k) Sigma_k^{-1}."""
-    covs = params.initial.covs
-    inv = cho_solve_spd(covs, jnp.broadcast_to(jnp.eye(covs.shape[-1], dtype=covs.dtype), covs.shape))
+    inv = chol_inverse(cholesky(params.initial.covs))
     return jnp.einsum("k,kij->ij", probs0, 0.5 * (inv + jnp.swapaxes(inv, -1, -2)))
 
 
