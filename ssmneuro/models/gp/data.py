@@ -74,15 +74,70 @@ def grid_trials(data, dt, times=None, masks=None, counts=False):
     return out
 
 
-def pad_grid_trials(gridded, dtype=jnp.float32):
-    """Pad gridded trials to one length -> (TrialData with leading axis B, lengths (B,))."""
+def grid_inputs(inputs, data, gridded, input_dim, dt, times=None):
+    """Validate known inputs and place them on each trial's grid (zero-order hold between observation times).
+
+    Args:
+        inputs: None | (T, U) | (B, T, U) | list of (T_i, U): the input at each row of ``data`` (same times).
+        data: the observations as given to ``grid_trials`` (for the row counts).
+        gridded: the output of ``grid_trials(data, dt, times, ...)``.
+        input_dim: U, the model's number of inputs (0: inputs must be None or have no columns).
+        dt: grid step (as given to ``grid_trials``).
+        times: as given to ``grid_trials``. Without times row k is grid step k; with times the input given
+            at an observation time holds until the next one.
+    Returns:
+        None when input_dim == 0, else a list of (K_i, U) arrays (row k drives the step k -> k+1).
+    """
+    U = int(input_dim)
+    ys = _as_list(data)
+    if inputs is None:
+        if U > 0:
+            raise ValueError(f"the model has input_dim={U}: pass inputs, a list of (T_i, {U}) arrays")
+        return None
+    if isinstance(inputs, (list, tuple)):
+        us = [np.asarray(u, dtype=float) for u in inputs]
+    else:
+        arr = np.asarray(inputs, dtype=float)
+        if arr.ndim not in (2, 3):
+            raise ValueError(f"inputs must be (T, U), (B, T, U) or a list of (T_i, U) arrays; got shape {arr.shape}")
+        us = [arr] if arr.ndim == 2 else list(arr)
+    if len(us) != len(ys):
+        raise ValueError(f"inputs has {len(us)} trials but data has {len(ys)}")
+    if times is not None:
+        times = [np.asarray(times, float)] if np.ndim(times[0]) == 0 else [np.asarray(t, float) for t in times]
+    out = []
+    for i, (u, y, (yg, _, _)) in enumerate(zip(us, ys, gridded)):
+        if u.shape != (y.shape[0], U):
+            raise ValueError(f"trial {i}: inputs shape {u.shape}, expected ({y.shape[0]}, {U}) (input_dim={U})")
+        if not np.all(np.isfinite(u)):
+            raise ValueError(f"trial {i}: inputs contain NaN or inf")
+        if U == 0:
+            continue
+        if times is None:
+            out.append(u)
+            continue
+        idx = np.rint((times[i] - times[i][0]) / dt).astype(int)
+        hold = np.searchsorted(idx, np.arange(yg.shape[0]), side="right") - 1
+        out.append(u[hold])
+    return out if U > 0 else None
+
+
+def pad_grid_trials(gridded, dtype=jnp.float32, inputs=None):
+    """Pad gridded trials (and their gridded inputs, list of (K_i, U), if any) to one length
+    -> (TrialData with leading axis B, lengths (B,)); padded input rows are zero."""
     lengths = np.array([y.shape[0] for y, _, _ in gridded])
     T = lengths.max()
     B, N = len(gridded), gridded[0][0].shape[1]
     Y, Mk, W = np.zeros((B, T, N)), np.zeros((B, T, N), bool), np.zeros((B, T - 1))
     for b, (y, m, _) in enumerate(gridded):
         Y[b, : len(y)], Mk[b, : len(y)], W[b, : len(y) - 1] = y, m, 1.0
-    return TrialData(jnp.asarray(Y, dtype), jnp.asarray(Mk), jnp.asarray(W, dtype)), lengths
+    Uarr = None
+    if inputs is not None:
+        Uarr = np.zeros((B, T, inputs[0].shape[1]))
+        for b, u in enumerate(inputs):
+            Uarr[b, : len(u)] = u
+        Uarr = jnp.asarray(Uarr, dtype)
+    return TrialData(jnp.asarray(Y, dtype), jnp.asarray(Mk), jnp.asarray(W, dtype), Uarr), lengths
 
 
 def bin_spike_times(spike_times, t_start, t_stop, dt):

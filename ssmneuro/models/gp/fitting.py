@@ -11,8 +11,10 @@ import optax
 from ssmneuro.models.gp.variational import (
     collapsed_elbo,
     estep_update,
+    has_inputs,
     initial_posterior,
     initial_state_update,
+    optimal_input_matrix,
 )
 
 
@@ -59,11 +61,21 @@ def refresh_drift(spec, params, trials, posts):
     return params._replace(drift=drift), value
 
 
+@partial(jax.jit, static_argnums=(0,))
+def input_update(spec, params, trials, posts):
+    """params with the input matrix B at its closed-form optimum (unchanged without inputs)."""
+    if not has_inputs(params, trials.inputs):
+        return params
+    return params._replace(input_matrix=optimal_input_matrix(spec, params, trials, posts))
+
+
 @partial(jax.jit, static_argnums=(0, 5, 6))
 def mstep(spec, params, trials, posts, opt_state, optimizer, num_steps):
-    """Initial state in closed form, then num_steps optax steps on the collapsed ELBO in the hyperparameters."""
+    """Initial state and input matrix in closed form, then num_steps optax steps on the collapsed ELBO in the
+    hyperparameters."""
     mu0, V0 = initial_state_update(posts)
     params = params._replace(initial_mean=mu0, initial_cov=V0)
+    params = input_update(spec, params, trials, posts)
 
     def loss(theta):
         return -collapsed_elbo(spec, with_learnable(spec, params, theta), trials, posts)[0]

@@ -1,10 +1,23 @@
 """GP-SDE (Duncker et al. 2019) and GP-SLDS (Hu et al. 2024): the thin object shell.
 
-    dx = f(x) dt + sqrt(diffusion) dW,   f_d ~ GP(0, k) independent,   y(t) | x(t) ~ emissions.
+    dx = f(x) dt + B u(t) dt + sqrt(diffusion) dW,   f_d ~ GP(0, k) independent,   y(t) | x(t) ~ emissions.
 
 ``GPSDE(latent_dim, kernel="rbf")`` and ``GPSLDS(latent_dim, num_regimes)`` (the smoothly switching
 linear kernel) share everything; ``fit`` runs variational EM (see ``variational``), ``drift`` gives the
 posterior mean and per-dimension variance of f at any points.
+
+Known inputs u(t) (a stimulus, a perturbation) enter through ``input_dim=U`` and ``inputs=``: a (T_i, U)
+array per trial on the rows of the data; B (D, U) is ``params.input_matrix``, learned in closed form in
+each M-step. ``drift`` and the fixed-point analyses describe the autonomous part f alone::
+
+    model = GPSDE(2, kernel="rbf", emissions="gaussian", dt=0.01, input_dim=1)
+    u = (np.arange(300) * 0.01 > 1.0).astype(float)[:, None]   # a step input at t = 1 s, (T, 1)
+    res = model.fit(ys, inputs=[u] * len(ys), key=jax.random.PRNGKey(0))   # ys: list of (300, N)
+    res.params.input_matrix                                     # B, (2, 1)
+    x, y = model.sample(res.params, jax.random.PRNGKey(1), 300, inputs=u)
+
+With irregular ``times`` an input row holds until the next observation time. B is identified by how the
+latents respond to changes in u: an input that never changes is confounded with the drift's offset.
 """
 
 from __future__ import annotations
@@ -17,10 +30,11 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from ssmneuro.models.gp.data import grid_trials, pad_grid_trials
+from ssmneuro.models.gp.data import grid_inputs, grid_trials, pad_grid_trials
 from ssmneuro.models.gp.emissions import EMISSIONS, LINKS, GPEmissionParams
 from ssmneuro.models.gp.expectations import gauss_hermite
-from ssmneuro.models.gp.fitting import adam, all_finite, estep, initial_posteriors, learnable, mstep, refresh_drift
+from ssmneuro.models.gp.fitting import (adam, all_finite, estep, initial_posteriors, input_update, learnable, mstep,
+                                        refresh_drift)
 from ssmneuro.models.gp.kernels import RBF, SSL, kernel_by_name
 from ssmneuro.models.gp.variational import DriftPosterior, GPSDEParams
 
@@ -73,12 +87,25 @@ class _GPSDEMethods:
             raise ValueError(f"link must be one of {LINKS} for count emissions, got {self.link!r}")
         if not (self.dt > 0 and self.diffusion > 0):
             raise ValueError("dt and diffusion must be positive")
+        if not isinstance(self.input_dim, (int, np.integer)) or self.input_dim < 0:
+            raise ValueError(f"input_dim must be a non-negative integer, got {self.input_dim!r}")
 
     # ---- data -----------------------------------------------------------------------------------
-    def _trials(self, data, times, masks, dtype):
+    def _trials(self, data, times, masks, dtype, inputs=None):
         gridded = grid_trials(data, self.dt, times, masks, counts=self.emissions != "gaussian")
-        trials, lengths = pad_grid_trials(gridded, dtype)
+        us = grid_inputs(inputs, data, gridded, self.input_dim, self.dt, times)
+        trials, lengths = pad_grid_trials(gridded, dtype, us)
         return trials, lengths, [g[2] for g in gridded]
+
+    def _with_input_matrix(self, params):
+        """params with a (D, input_dim) input matrix (zeros where params has none); ValueError on a mismatch."""
+        shape = (self.latent_dim, self.input_dim)
+        if params.input_matrix is None:
+            return params._replace(input_matrix=jnp.zeros(shape, params.initial_mean.dtype))
+        if tuple(params.input_matrix.shape) != shape:
+            raise ValueError(f"params.input_matrix has shape {tuple(params.input_matrix.shape)}, expected {shape} "
+                             f"(latent_dim, input_dim)")
+        return params
 
     def _posterior_list(self, posts, lengths, grids):
         return [
@@ -146,21 +173,23 @@ class _GPSDEMethods:
             initial_mean=jnp.asarray(X[:, 0].mean(0), dtype),
             initial_cov=jnp.eye(D, dtype=dtype) * jnp.asarray(max(float(X[:, 0].var(0).mean()), 1.0), dtype),
             drift=DriftPosterior(jnp.zeros((M, D), dtype), jnp.broadcast_to(jnp.eye(M, dtype=dtype), (D, M, M))),
+            input_matrix=jnp.zeros((D, self.input_dim), dtype),
         )
         posts = initial_posteriors(self, params, trials, jnp.asarray(X, dtype))
+        params = input_update(self, params, trials, posts)
         params, _ = refresh_drift(self, params, trials, posts)
         return params, posts
 
-    def initialize(self, key, data, times=None, masks=None):
-        """-> (params, list of GPSDEPosterior) from PCA of smoothed data and the closed-form q(v)."""
+    def initialize(self, key, data, times=None, masks=None, inputs=None):
+        """-> (params, list of GPSDEPosterior) from PCA of smoothed data and the closed-form B and q(v)."""
         self._validate()
-        trials, lengths, grids = self._trials(data, times, masks, jnp.zeros(()).dtype)
+        trials, lengths, grids = self._trials(data, times, masks, jnp.zeros(()).dtype, inputs)
         params, posts = self._init_all(key, trials, lengths)
         return params, self._posterior_list(posts, lengths, grids)
 
     # ---- fitting --------------------------------------------------------------------------------
     def fit(self, data, times=None, masks=None, key=None, num_iters=50, num_estep_iters=2, num_mstep_iters=20,
-            learning_rate=1e-2, damping=0.7, params=None, verbose=False, callback=None):
+            learning_rate=1e-2, damping=0.7, params=None, verbose=False, callback=None, inputs=None):
         """Variational EM.
 
         Args:
@@ -169,9 +198,12 @@ class _GPSDEMethods:
             masks: optional list of (T_i, N) bool, True = observed.
             key: jax.random key (initialisation).
             num_iters: EM iterations; each = num_estep_iters natural-gradient steps on q(x) (step size
-                ``damping``), closed-form q(v), num_mstep_iters Adam steps on the hyperparameters.
+                ``damping``), closed-form initial state and input matrix B, num_mstep_iters Adam steps on the
+                hyperparameters, closed-form q(v).
             params: start from these instead of initialising.
             callback: optional callable(iteration, params, elbo) run after each accepted iteration.
+            inputs: required when input_dim > 0: (T, U) | (B, T, U) | list of (T_i, U) known inputs, one row
+                per row of data (with ``times``: held constant until the next observation time).
         Returns:
             GPFitResult(params with the best ELBO, posterior list, elbos (num_iters,), rejected, best_iteration).
         """
@@ -179,10 +211,11 @@ class _GPSDEMethods:
         if key is None:
             raise ValueError("fit needs a jax.random key: fit(data, key=jax.random.PRNGKey(0))")
         dtype = jnp.zeros(()).dtype
-        trials, lengths, grids = self._trials(data, times, masks, dtype)
+        trials, lengths, grids = self._trials(data, times, masks, dtype, inputs)
         if params is None:
             params, posts = self._init_all(key, trials, lengths)
         else:
+            params = self._with_input_matrix(params)
             X = jnp.zeros(trials.emissions.shape[:2] + (self.latent_dim,), dtype) + params.initial_mean
             posts = initial_posteriors(self, params, trials, X, 0.0)
             posts = estep(self, params, trials, posts, 5, 1.0)
@@ -211,9 +244,10 @@ class _GPSDEMethods:
         _, params, posts, best_it = best
         return GPFitResult(params, self._posterior_list(posts, lengths, grids), np.asarray(elbos), rejected, best_it)
 
-    def posterior(self, params, data, times=None, masks=None, num_iters=20, damping=1.0):
-        """q(x) of each trial for fixed params (natural-gradient steps from a smoothed start)."""
-        trials, lengths, grids = self._trials(data, times, masks, params.initial_mean.dtype)
+    def posterior(self, params, data, times=None, masks=None, num_iters=20, damping=1.0, inputs=None):
+        """q(x) of each trial for fixed params (natural-gradient steps from a smoothed start); inputs as in ``fit``."""
+        params = self._with_input_matrix(params)
+        trials, lengths, grids = self._trials(data, times, masks, params.initial_mean.dtype, inputs)
         X = jnp.zeros(trials.emissions.shape[:2] + (self.latent_dim,), params.initial_mean.dtype) + params.initial_mean
         posts = initial_posteriors(self, params, trials, X, 0.0)
         posts = estep(self, params, trials, posts, num_iters, damping)
@@ -250,12 +284,22 @@ class _GPSDEMethods:
 
         return f
 
-    def sample(self, params, key, num_timesteps, x0=None, posterior_mean=False):
+    def sample(self, params, key, num_timesteps, x0=None, posterior_mean=False, inputs=None):
         """Simulate one trial: a drift function from q(f) (or its mean), Euler-Maruyama, emissions.
 
+        inputs: (num_timesteps, input_dim) known inputs on the grid (row k drives the step k -> k+1), adding
+        B u_k to the drift; None = zero input.
         Returns (x (T, D), y (T, N)); counts for point_process / poisson, Gaussian draws otherwise.
         """
         from ssmneuro.models.gp.simulate import euler_maruyama
+
+        params = self._with_input_matrix(params)
+        T, U, dtype = int(num_timesteps), self.input_dim, params.initial_mean.dtype
+        u = jnp.zeros((T, U), dtype) if inputs is None else jnp.asarray(inputs, dtype)
+        if u.shape != (T, U):
+            raise ValueError(f"inputs shape {u.shape}, expected ({T}, {U}) (num_timesteps, input_dim)")
+        if not bool(jnp.all(jnp.isfinite(u))):
+            raise ValueError("inputs contain NaN or inf")
 
         k_w, k_0, k_x, k_y = jax.random.split(key, 4)
         w = None if posterior_mean else self.sample_drift_weights(params, k_w, 1)[0]
@@ -263,7 +307,9 @@ class _GPSDEMethods:
         if x0 is None:
             x0 = params.initial_mean + jnp.linalg.cholesky(params.initial_cov) @ jax.random.normal(
                 k_0, (self.latent_dim,), params.initial_mean.dtype)
-        x = euler_maruyama(k_x, f, jnp.asarray(x0, params.initial_mean.dtype), num_timesteps, self.dt, self.diffusion)
+        drive = (u, params.input_matrix) if U > 0 else (None, None)
+        x = euler_maruyama(k_x, f, jnp.asarray(x0, params.initial_mean.dtype), num_timesteps, self.dt, self.diffusion,
+                           *drive)
         mean = self.emission_mean(params, x)
         if self.emissions == "gaussian":
             y = mean + jnp.sqrt(params.emissions.covs) * jax.random.normal(k_y, mean.shape, mean.dtype)
@@ -288,7 +334,8 @@ class GPSDE(_GPSDEMethods):
     dt (grid step, s), diffusion (sigma^2 of the SDE noise, fixed: it sets the latent scale),
     count_bin_size (Poisson bin width; default dt), num_inducing (per dimension), quadrature_points (per
     dimension, for the drift), emission_quadrature_points (softplus link), init_latent_scale (std of the PCA
-    initial latents), init_smoothing (s), parallel (associative-scan block-tridiagonal solves: for GPUs).
+    initial latents), init_smoothing (s), parallel (associative-scan block-tridiagonal solves: for GPUs),
+    input_dim (U, number of known inputs u(t) driving the latents through B u(t); 0 = autonomous).
     """
 
     latent_dim: int
@@ -304,12 +351,13 @@ class GPSDE(_GPSDEMethods):
     init_latent_scale: float = 1.0
     init_smoothing: float = 0.05
     parallel: bool = False
+    input_dim: int = 0
 
 
 @dataclass(frozen=True)
 class GPSLDS(_GPSDEMethods):
     """GP-SLDS: a GP-SDE with the smoothly switching linear kernel of Hu et al. (2024), num_regimes linear
-    regimes, softmax boundaries with temperature tau. Other fields as ``GPSDE``."""
+    regimes, softmax boundaries with temperature tau. Other fields as ``GPSDE`` (input_dim included)."""
 
     latent_dim: int
     num_regimes: int = 2
@@ -325,6 +373,7 @@ class GPSLDS(_GPSDEMethods):
     init_smoothing: float = 0.05
     parallel: bool = False
     num_inducing: int = 0
+    input_dim: int = 0
 
     @property
     def kernel(self):

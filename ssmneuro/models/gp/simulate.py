@@ -14,9 +14,21 @@ import jax
 import jax.numpy as jnp
 
 
-def euler_maruyama(key, drift, x0, num_steps, dt, diffusion=1.0):
-    """x_{k+1} = x_k + dt f(x_k) + sqrt(dt diffusion) eps_k;  x0 (D,) -> path (num_steps, D) starting at x0."""
+def euler_maruyama(key, drift, x0, num_steps, dt, diffusion=1.0, inputs=None, input_matrix=None):
+    """x_{k+1} = x_k + dt f(x_k) + dt B u_k + sqrt(dt diffusion) eps_k;  x0 (D,) -> path (num_steps, D) from x0.
+
+    inputs (num_steps, U) (row k drives the step k -> k+1; the last row is unused) and input_matrix B (D, U)
+    add the known drive dt B u_k; both None (default): the autonomous SDE.
+    """
     eps = jax.random.normal(key, (num_steps - 1, x0.shape[0]), x0.dtype) * jnp.sqrt(dt * diffusion)
+    if (inputs is None) != (input_matrix is None):
+        raise ValueError("euler_maruyama needs both inputs and input_matrix, or neither")
+    if inputs is not None:
+        inputs, input_matrix = jnp.asarray(inputs, x0.dtype), jnp.asarray(input_matrix, x0.dtype)
+        if inputs.ndim != 2 or inputs.shape[0] != num_steps or input_matrix.shape != (x0.shape[0], inputs.shape[1]):
+            raise ValueError(f"inputs must be ({num_steps}, U) and input_matrix ({x0.shape[0]}, U); got "
+                             f"{inputs.shape} and {input_matrix.shape}")
+        eps = eps + dt * inputs[:-1] @ input_matrix.T
 
     def step(x, e):
         x = x + dt * drift(x) + e

@@ -1,7 +1,7 @@
 """Variational EM for the GP-SDE on a fine time grid (pure, jit-able functions).
 
-Generative model on the grid t_k = t_0 + k dt (Euler-Maruyama of dx = f(x) dt + sqrt(Sigma) dW):
-    x_1 ~ N(mu0, V0),   x_{k+1} | x_k, f ~ N(x_k + dt f(x_k), dt Sigma),   Sigma = sigma^2 I,
+Generative model on the grid t_k = t_0 + k dt (Euler-Maruyama of dx = f(x) dt + B u(t) dt + sqrt(Sigma) dW):
+    x_1 ~ N(mu0, V0),   x_{k+1} | x_k, f ~ N(x_k + dt f(x_k) + dt B u_k, dt Sigma),   Sigma = sigma^2 I,
     y_k | x_k ~ p(y | C x_k + d)  (masked entries unobserved),
     f_d(x) = a(x)^T v_d + e_d(x),  v_d ~ N(0, I)  (whitened kernel features, see ``kernels``).
 Variational family q(x) q(v): q(x) any Gauss-Markov chain (block-tridiagonal precision J, linear term h),
@@ -20,6 +20,11 @@ Gauss-Markov posterior (A(t), b(t)) of Archambeau et al. (2007) / Duncker et al.
 q(v) is closed form given q(x): with Phi = dt sum_k E[a a^T], b_d = sum_k E[(x_{k+1,d} - x_{k,d}) a(x_k)],
     Cov q(v_d) = (I + Phi / sigma^2)^{-1},  E q(v_d) = Cov (b_d / sigma^2),
 and the ELBO maximised over q(v) (collapsed) is what the hyperparameter M-step (optax) climbs.
+Inputs: the known drive B u_k (u_k the input at grid step k, B the (D, U) input matrix) is deterministic
+given the parameters, so it only shifts the expected increment: every dynamics expectation is the input-free
+one with m_{k+1} - m_k replaced by m_{k+1} - m_k - dt B u_k (``input_offsets``). The collapsed ELBO is then
+a concave quadratic in B, maximised in closed form (``optimal_input_matrix``; the Schur complement of the
+joint (q(v) mean, B) least-squares problem). input_dim = 0 (or inputs None) skips all of it.
 Padding: step_weights[k] = 0 removes step k -> k+1 from the ELBO; such steps get a pure random walk in q
 (its conditional integrates out exactly), so padded trials give the unpadded answer.
 """
@@ -51,6 +56,7 @@ class GPSDEParams(NamedTuple):
     emissions: GPEmissionParams(weights (N, D), biases (N,), covs (N,)).
     initial_mean: (D,).  initial_cov: (D, D).
     drift: DriftPosterior q(v) (means (M, D), covs (D, M, M)).
+    input_matrix: (D, U) B of the input drift B u(t); (D, 0) or None for a model without inputs.
     """
 
     kernel: NamedTuple
@@ -59,14 +65,17 @@ class GPSDEParams(NamedTuple):
     initial_mean: jax.Array
     initial_cov: jax.Array
     drift: DriftPosterior
+    input_matrix: jax.Array | None = None
 
 
 class TrialData(NamedTuple):
-    """One trial on the grid: emissions (T, N), mask (T, N) bool, step_weights (T - 1,) in {0, 1}."""
+    """One trial on the grid: emissions (T, N), mask (T, N) bool, step_weights (T - 1,) in {0, 1},
+    inputs (T, U) (row k drives the step k -> k+1; the last row is unused) or None (no inputs)."""
 
     emissions: jax.Array
     mask: jax.Array
     step_weights: jax.Array
+    inputs: jax.Array | None = None
 
 
 class GaussMarkovPosterior(NamedTuple):
@@ -102,34 +111,58 @@ def initial_term(params, mean, cov):
     return -0.5 * (r @ jnp.linalg.solve(V0, r) + jnp.trace(jnp.linalg.solve(V0, cov)) + logdet + D * jnp.log(2 * jnp.pi))
 
 
-def expected_squared_increment(means, covs, cross_covs):
-    """E||x_{k+1} - x_k||^2 = |m_{k+1} - m_k|^2 + tr(S_{k+1} + S_k - C_k - C_k^T)  -> (T-1,)."""
+def has_inputs(params, inputs):
+    """Static: does this (params, inputs) pair carry an input drift (B and inputs present, U > 0)?"""
+    B = getattr(params, "input_matrix", None)
+    return B is not None and inputs is not None and B.shape[-1] > 0
+
+
+def input_offsets(spec, params, inputs):
+    """dt B u_k for each step k -> k+1: (T-1, D), or None without inputs (inputs (T, U))."""
+    if not has_inputs(params, inputs):
+        return None
+    return spec.dt * (inputs[:-1] @ params.input_matrix.T)
+
+
+def _increment_means(means, offsets=None):
+    """m_{k+1} - m_k - offsets_k: the mean of the increment left for the GP drift and the noise."""
     dm = means[1:] - means[:-1]
+    return dm if offsets is None else dm - offsets
+
+
+def expected_squared_increment(means, covs, cross_covs, offsets=None):
+    """E||x_{k+1} - x_k - o_k||^2 = |m_{k+1} - m_k - o_k|^2 + tr(S_{k+1} + S_k - C_k - C_k^T)  -> (T-1,).
+
+    offsets o (T-1, D): the deterministic input increments dt B u_k (None: zero).
+    """
+    dm = _increment_means(means, offsets)
     tr = jnp.trace(covs[1:] + covs[:-1] - 2 * cross_covs, axis1=-2, axis2=-1)
     return jnp.sum(dm**2, -1) + tr
 
 
-def increment_drift_cross(means, covs, cross_covs, drift_mean, drift_cross):
-    """E[(x_{k+1} - x_k)^T f(x_k)] = (m_{k+1} - m_k)^T F_k + tr((C_k S_k^{-1} - I) P_k)  -> (T-1,).
+def increment_drift_cross(means, covs, cross_covs, drift_mean, drift_cross, offsets=None):
+    """E[(x_{k+1} - x_k - o_k)^T f(x_k)] = (m_{k+1} - m_k - o_k)^T F_k + tr((C_k S_k^{-1} - I) P_k)  -> (T-1,).
 
     Uses Cov(x_{k+1}, f(x_k)) = C_k S_k^{-1} Cov(x_k, f(x_k)) (q is jointly Gaussian in x_k, x_{k+1}).
     """
-    dm = means[1:] - means[:-1]
+    dm = _increment_means(means, offsets)
     X = cross_covs @ jnp.linalg.solve(covs[:-1], drift_cross) - drift_cross
     return jnp.sum(dm * drift_mean, -1) + jnp.trace(X, axis1=-2, axis2=-1)
 
 
-def dynamics_term(spec, params, means, covs, cross_covs, step_weights):
-    """sum_k w_k E_q[log N(x_{k+1}; x_k + dt f(x_k), dt sigma^2 I)] under q(x) q(v).
+def dynamics_term(spec, params, means, covs, cross_covs, step_weights, inputs=None):
+    """sum_k w_k E_q[log N(x_{k+1}; x_k + dt f(x_k) + dt B u_k, dt sigma^2 I)] under q(x) q(v).
 
-    = sum_k w_k [ -E||dx||^2 / (2 dt s2) + E[dx^T f] / s2 - dt E||f||^2 / (2 s2) - D/2 log(2 pi dt s2) ].
+    = sum_k w_k [ -E||r||^2 / (2 dt s2) + E[r^T f] / s2 - dt E||f||^2 / (2 s2) - D/2 log(2 pi dt s2) ],
+    r_k = x_{k+1} - x_k - dt B u_k.  inputs (T, U) or None.
     """
     dt, s2 = spec.dt, spec.diffusion
     D = means.shape[-1]
     moments = jax.vmap(lambda m, S: drift_moments(feature_function(spec, params), params.drift.means,
                                                   params.drift.covs, m, S, spec.quadrature))(means[:-1], covs[:-1])
-    e_dxdx = expected_squared_increment(means, covs, cross_covs)
-    e_dxf = increment_drift_cross(means, covs, cross_covs, moments.mean, moments.cross)
+    offsets = input_offsets(spec, params, inputs)
+    e_dxdx = expected_squared_increment(means, covs, cross_covs, offsets)
+    e_dxf = increment_drift_cross(means, covs, cross_covs, moments.mean, moments.cross, offsets)
     e_ff = jnp.sum(moments.second, -1)
     per_step = (-e_dxdx / (2 * dt) + e_dxf - 0.5 * dt * e_ff) / s2 - 0.5 * D * jnp.log(2 * jnp.pi * dt * s2)
     return jnp.sum(step_weights * per_step)
@@ -146,7 +179,7 @@ def expected_log_joint(spec, params, trial, means, covs, cross_covs):
     """E_q[log p(y, x | v)] averaged over q(v), as a function of q(x)'s marginals."""
     return (
         initial_term(params, means[0], covs[0])
-        + dynamics_term(spec, params, means, covs, cross_covs, trial.step_weights)
+        + dynamics_term(spec, params, means, covs, cross_covs, trial.step_weights, trial.inputs)
         + observation_term(spec, params, trial, means, covs)
     )
 
@@ -227,31 +260,56 @@ class DriftStatistics(NamedTuple):
     constant: jax.Array
 
 
-def drift_statistics(spec, params, trial, post):
-    """Phi = dt sum_k w_k E[a a^T], b_d = sum_k w_k E[dx_{k,d} a(x_k)], plus the terms free of v.
+def _step_features(spec, params, means, covs):
+    """Features at the quadrature nodes of q(x_k), k < T: (A (T-1, Q, M), c (T-1, Q), X (T-1, Q, D), wq (Q,))."""
+    D = means.shape[-1]
+    X = jax.vmap(lambda mk, Sk: gaussian_nodes(mk, Sk, spec.quadrature))(means[:-1], covs[:-1])  # (T-1, Q, D)
+    Tm1, Q = X.shape[:2]
+    A, c = feature_function(spec, params)(X.reshape(-1, D))
+    return A.reshape(Tm1, Q, -1), c.reshape(Tm1, Q), X, jnp.asarray(spec.quadrature.weights, means.dtype)
 
-    E[dx_k a(x_k)^T] = (m_{k+1} - m_k) A1_k^T + (C_k S_k^{-1} - I) Ax_k   (D, M).
+
+def drift_statistics(spec, params, trial, post):
+    """Phi = dt sum_k w_k E[a a^T], b_d = sum_k w_k E[r_{k,d} a(x_k)], plus the terms free of v.
+
+    r_k = x_{k+1} - x_k - dt B u_k (the increment less the input drive);
+    E[r_k a(x_k)^T] = (m_{k+1} - m_k - dt B u_k) A1_k^T + (C_k S_k^{-1} - I) Ax_k   (D, M).
     """
     dt, s2 = spec.dt, spec.diffusion
     m, S, C, w = post.means, post.covs, post.cross_covs, trial.step_weights
     D = m.shape[-1]
-    X = jax.vmap(lambda mk, Sk: gaussian_nodes(mk, Sk, spec.quadrature))(m[:-1], S[:-1])  # (T-1, Q, D)
-    Tm1, Q = X.shape[:2]
-    A, c = feature_function(spec, params)(X.reshape(-1, D))
-    A, c = A.reshape(Tm1, Q, -1), c.reshape(Tm1, Q)
-    wq = jnp.asarray(spec.quadrature.weights, m.dtype)
+    A, c, X, wq = _step_features(spec, params, m, S)
     A1 = jnp.einsum("q,tqm->tm", wq, A)
     Ax = jnp.einsum("q,tqd,tqm->tdm", wq, X - m[:-1, None], A)
     Phi = dt * jnp.einsum("t,q,tqm,tqn->mn", w, wq, A, A)
-    dm = m[1:] - m[:-1]
+    offsets = input_offsets(spec, params, trial.inputs)
+    dm = _increment_means(m, offsets)
     gain = C @ jnp.linalg.inv(S[:-1]) - jnp.eye(D, dtype=m.dtype)
     e_dx_a = dm[:, :, None] * A1[:, None, :] + gain @ Ax  # (T-1, D, M)
     b = jnp.einsum("t,tdm->md", w, e_dx_a)
     C0 = c @ wq
-    per_step = (-expected_squared_increment(m, S, C) / (2 * dt) - 0.5 * dt * D * C0) / s2 - 0.5 * D * jnp.log(
-        2 * jnp.pi * dt * s2
-    )
+    e_dxdx = expected_squared_increment(m, S, C, offsets)
+    per_step = (-e_dxdx / (2 * dt) - 0.5 * dt * D * C0) / s2 - 0.5 * D * jnp.log(2 * jnp.pi * dt * s2)
     return DriftStatistics(Phi, b, jnp.sum(w * per_step))
+
+
+class InputStatistics(NamedTuple):
+    """Sufficient statistics of q(x) for B: Phi_au (M, U), Phi_uu (U, U), b_u (U, D)."""
+
+    Phi_au: jax.Array
+    Phi_uu: jax.Array
+    b_u: jax.Array
+
+
+def input_statistics(spec, params, trial, post):
+    """Phi_au = dt sum_k w_k E[a(x_k)] u_k^T,  Phi_uu = dt sum_k w_k u_k u_k^T,
+    b_u = sum_k w_k u_k (m_{k+1} - m_k)^T  (needs trial.inputs (T, U))."""
+    dt, w, u = spec.dt, trial.step_weights, trial.inputs[:-1]
+    m = post.means
+    A, _, _, wq = _step_features(spec, params, m, post.covs)
+    A1 = jnp.einsum("q,tqm->tm", wq, A)
+    wu = w[:, None] * u
+    return InputStatistics(dt * A1.T @ wu, dt * u.T @ wu, wu.T @ (m[1:] - m[:-1]))
 
 
 def optimal_drift_posterior(stats, diffusion):
@@ -273,6 +331,32 @@ def batched_drift_statistics(spec, params, trials, posts):
     """Sum of drift statistics over a batch of (padded) trials (leading axis B)."""
     stats = jax.vmap(lambda tr, po: drift_statistics(spec, params, tr, po))(trials, posts)
     return jax.tree.map(lambda s: jnp.sum(s, axis=0), stats)
+
+
+def optimal_input_matrix(spec, params, trials, posts, jitter=1e-9):
+    """B maximising the collapsed ELBO for fixed q(x) and kernel: (D, U).
+
+    With the statistics at B = 0 (Phi, b0) and ``input_statistics``, the collapsed ELBO is, per output d,
+        (B_d^T b_u_d - 1/2 B_d^T Phi_uu B_d) / s2 + 1/2 (b0_d - Phi_au B_d)^T P^{-1} (b0_d - Phi_au B_d) / s2^2,
+    P = I + Phi / s2: a concave quadratic, maximised by
+        (Phi_uu - Phi_au^T P^{-1} Phi_au / s2) B_d = b_u_d - Phi_au^T P^{-1} b0_d / s2,
+    the B block of the joint least-squares solution for (E q(v_d), B_d). A relative jitter keeps the
+    system solvable when an input is identically zero (B is then not identified; it stays 0).
+    """
+    s2 = spec.diffusion
+    zero = params._replace(input_matrix=jnp.zeros_like(params.input_matrix))
+    stats = batched_drift_statistics(spec, zero, trials, posts)
+    istats = jax.tree.map(lambda s: jnp.sum(s, 0),
+                          jax.vmap(lambda tr, po: input_statistics(spec, zero, tr, po))(trials, posts))
+    M, U = istats.Phi_au.shape
+    P = jnp.eye(M, dtype=stats.Phi.dtype) + stats.Phi / s2
+    L = jnp.linalg.cholesky(0.5 * (P + P.T))
+    Pinv_au = jax.scipy.linalg.cho_solve((L, True), istats.Phi_au)  # (M, U)
+    schur = istats.Phi_uu - istats.Phi_au.T @ Pinv_au / s2
+    schur = 0.5 * (schur + schur.T)
+    schur = schur + (jitter * jnp.trace(schur) / U + jnp.finfo(schur.dtype).tiny) * jnp.eye(U, dtype=schur.dtype)
+    rhs = istats.b_u - Pinv_au.T @ stats.b / s2  # (U, D)
+    return jnp.linalg.solve(schur, rhs).T
 
 
 def collapsed_elbo(spec, params, trials, posts):
