@@ -1,6 +1,7 @@
 """ssmneuro: state space models for neuroscience and machine learning, on one JAX inference core.
 
-The public face: ``LDS``, ``SLDS``, ``RSLDS``, ``GPSLDS``, ``GPSDE``, ``save``, ``load``. Sub-packages:
+The public face: ``LDS``, ``SLDS``, ``RSLDS``, ``GPSLDS``, ``GPSDE``, ``save``, ``load``,
+``enable_compilation_cache``. Sub-packages:
 ``inference`` (the core), ``models``, ``analysis``, ``plotting``, ``seq``, ``io``.
 Names are imported lazily, so ``import ssmneuro`` stays fast and light.
 """
@@ -17,6 +18,7 @@ _PUBLIC = {
     "load": "ssmneuro.models",
     "GPSLDS": "ssmneuro.models.gp",
     "GPSDE": "ssmneuro.models.gp",
+    "enable_compilation_cache": "ssmneuro.config",
 }
 
 __all__ = [*_PUBLIC, "__version__"]

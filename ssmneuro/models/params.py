@@ -67,7 +67,8 @@ class FitResult(NamedTuple):
 
     params: the best parameters seen (highest ELBO / log-likelihood);
     posterior: list of per-trial Posterior under ``params``;
-    elbos: (num_iters,) ELBO (exact log-likelihood for the Gaussian LDS) at each iteration;
+    elbos: (iterations run,) ELBO (exact log-likelihood for the Gaussian LDS) at each iteration (fewer
+        than num_iters when fit(tol=...) stopped early);
     rejected: iterations whose result was rejected (NaN or a large drop) and rolled back;
     best_iteration: index into ``elbos`` of the kept parameters;
     all_elbos: (num_fits, num_iters) the ELBO traces of every seeded fit (``fit(num_fits=...)``);

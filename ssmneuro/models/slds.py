@@ -86,7 +86,8 @@ class _SwitchingModel:
         return lambda p, b, q: laplace_em_iteration(self, p, b, q, max_newton=max_newton, parallel=parallel)
 
     def fit(self, data, key=None, inputs=None, masks=None, num_iters=100, verbose=True, params=None,
-            num_restarts=3, max_newton=10, parallel=False, max_drop=0.01, num_fits=1) -> FitResult:
+            num_restarts=3, max_newton=10, parallel=False, max_drop=0.01, num_fits=1, tol=None,
+            screen_iters=0) -> FitResult:
         """Fit by exact EM (Gaussian LDS) or Laplace-EM.
 
         data: (T, N) array or list of (T_i, N); inputs: same layout with U columns; masks: bool, True =
@@ -95,23 +96,48 @@ class _SwitchingModel:
         vmapped program) and keep the one with the highest ELBO; fit f is the same as
         ``fit(..., key=jax.random.split(key, num_fits)[f])``. On a 2-core CPU this costs about as much as the
         fits one after another (measured on C. elegans); the batching is meant for accelerators.
+        tol: stop before num_iters once the best ELBO gained less than tol * (1 + |ELBO|) over the last 5
+        iterations (all fits, with num_fits > 1); None runs every iteration. 1e-5 is a sensible choice.
+        screen_iters: with num_fits > 1, screen instead: the fits run one after another (one compiled
+        program) for only ``screen_iters`` iterations each, and the seed with the highest ELBO is then fitted
+        for num_iters (the same fit as ``fit(key=jax.random.split(key, num_fits)[kept_fit])``); all_elbos
+        then holds the screening traces. Far cheaper than full fits when the early ELBO ranks the seeds.
         -> FitResult(params (best ELBO), posterior (list per trial), elbos (num_iters,), rejected,
         best_iteration, all_elbos (num_fits, num_iters), kept_fit)
         """
-        from ssmneuro.models.fitting import loop
-        from ssmneuro.models.fitting.initialize import initialize
-
         if not isinstance(num_iters, (int, np.integer)) or num_iters < 1:
             raise ValueError(f"num_iters must be a positive integer, got {num_iters!r}")
         if not isinstance(num_fits, (int, np.integer)) or num_fits < 1:
             raise ValueError(f"num_fits must be a positive integer, got {num_fits!r}")
+        if tol is not None and not (isinstance(tol, (int, float, np.floating)) and tol > 0):
+            raise ValueError(f"tol must be a positive number or None, got {tol!r}")
         if num_fits > 1 and (params is not None or key is None):
             raise ValueError("num_fits > 1 needs key= (the fits differ only in their seeded initialisation) "
                              "and no params=")
+        if not isinstance(screen_iters, (int, np.integer)) or not 0 <= screen_iters <= num_iters:
+            raise ValueError(f"screen_iters must be an integer in [0, num_iters], got {screen_iters!r}")
         ys, us, ms, batches, groups = self._prepare(data, inputs, masks)
+        one = lambda k, iters, p=None, tol=tol: self._fit_one(k, p, ys, us, ms, batches, groups, iters, verbose,
+                                                              num_restarts, max_newton, parallel, max_drop, tol)
+        if num_fits > 1 and screen_iters > 0:
+            keys = jax.random.split(key, num_fits)
+            traces = [one(k, screen_iters, tol=None).elbos for k in keys]  # shorter if a start failed
+            screens = np.stack([np.pad(e, (0, screen_iters - len(e)), constant_values=np.nan) for e in traces])
+            kept = int(np.argmax(np.max(np.where(np.isfinite(screens), screens, -np.inf), axis=1)))
+            return one(keys[kept], num_iters)._replace(all_elbos=screens, kept_fit=kept)
         if num_fits > 1:
             return self._fit_many(key, ys, us, ms, batches, groups, num_fits, num_iters, verbose,
-                                  num_restarts, max_newton, parallel, max_drop)
+                                  num_restarts, max_newton, parallel, max_drop, tol)
+        if params is None and key is None:
+            raise ValueError("pass key=jax.random.key(seed) (used by the initialisation)")
+        return one(key, num_iters, params)
+
+    def _fit_one(self, key, params, ys, us, ms, batches, groups, num_iters, verbose, num_restarts, max_newton,
+                 parallel, max_drop, tol) -> FitResult:
+        """One fit from ``params`` or, if None, the default initialisation seeded by ``key``."""
+        from ssmneuro.models.fitting import loop
+        from ssmneuro.models.fitting.initialize import initialize
+
         if params is None:
             if key is None:
                 raise ValueError("pass key=jax.random.key(seed) (used by the initialisation)")
@@ -122,7 +148,7 @@ class _SwitchingModel:
         step = self._iteration(max_newton, parallel)
         best, posts, elbos, rejected, best_it = loop.run(lambda p, q: step(p, batches, q), params, qs,
                                                          num_iters, verbose, max_drop,
-                                                         desc="EM" if self.uses_exact_em else "Laplace-EM")
+                                                         desc="EM" if self.uses_exact_em else "Laplace-EM", tol=tol)
         if best_it >= 0:
             posts = tuple(posts)
         lengths = [y.shape[0] for y in ys]
@@ -130,7 +156,7 @@ class _SwitchingModel:
         return FitResult(best, posterior, elbos, rejected, best_it, elbos[None], 0)
 
     def _fit_many(self, key, ys, us, ms, batches, groups, num_fits, num_iters, verbose, num_restarts,
-                  max_newton, parallel, max_drop) -> FitResult:
+                  max_newton, parallel, max_drop, tol=None) -> FitResult:
         """``num_fits`` seeded fits advanced together by one vmapped iteration; the best ELBO kept."""
         from ssmneuro.models.fitting import loop
         from ssmneuro.models.fitting.initialize import initialize
@@ -149,7 +175,7 @@ class _SwitchingModel:
 
             step = lambda p, q: iterations(self, p, batches, q, max_newton=max_newton, parallel=parallel)
         desc = f"{'EM' if self.uses_exact_em else 'Laplace-EM'} x{num_fits}"
-        best, posts, elbos, rejected, best_its = loop.run_many(step, params, qs, num_iters, verbose, max_drop, desc)
+        best, posts, elbos, rejected, best_its = loop.run_many(step, params, qs, num_iters, verbose, max_drop, desc, tol)
         finals = np.array([elbos[i, f] if i >= 0 else -np.inf for f, i in enumerate(best_its)])
         kept = int(np.argmax(finals))
         pick = lambda tree: jax.tree.map(lambda a: a[kept], tree)

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 from jax import Array
 
 from ssmneuro.inference._chol import chol_inverse, cholesky
-from ssmneuro.inference.block_tridiag import block_tridiag_posterior
+from ssmneuro.inference.block_tridiag import BlockTridiagPosterior, block_tridiag_posterior
 from ssmneuro.models.components import dynamics as dyn
 from ssmneuro.models.components import transitions as trans
 from ssmneuro.models.components.emissions import expected_log_prob, family, value_and_hessian
@@ -174,26 +174,29 @@ def newton_step(model, params, x, step, q_probs, q_pairs, parallel=False):
 
 def laplace_posterior_at_mode(model, params, x0, step, q_probs, q_pairs, max_steps=10, tol=1e-6, parallel=False):
     """Damped Newton from x0 until the Newton decrement g^T J^{-1} g < tol (1 + |L|) (then one full step);
-    -> core BlockTridiagPosterior at the mode (means = x*, covs = J(x*)^{-1} blocks)."""
+    -> core BlockTridiagPosterior at the mode (means = x*, covs = J(x*)^{-1} blocks).
+
+    The loop body runs at most max_steps + 1 times: the last pass only evaluates the posterior at the final
+    point (so the posterior code is compiled once, not again outside the loop)."""
 
     def cond(c):
-        i, _, done, _ = c
-        return (i < max_steps) & ~done
+        return ~c[2]
 
     def body(c):
         i, x, _, _ = c
         x_new, gain, decrement, value, post = newton_step(model, params, x, step, q_probs, q_pairs, parallel)
-        done = (decrement < tol * (1.0 + jnp.abs(value))) | ~(gain > 0)
-        # converged: the posterior computed at x already holds the full Newton step as its mean
-        x_next = jnp.where(done & jnp.all(jnp.isfinite(post.means)), post.means, x_new)
-        return i + 1, x_next, done, post
+        converged = (decrement < tol * (1.0 + jnp.abs(value))) | ~(gain > 0)
+        out_of_steps = i >= max_steps
+        # converged: the posterior computed at x already holds the full Newton step as its mean;
+        # out of steps: keep x, whose posterior (covariance) was just computed
+        full_step = converged & ~out_of_steps & jnp.all(jnp.isfinite(post.means))
+        x_next = jnp.where(full_step, post.means, jnp.where(out_of_steps, x, x_new))
+        return i + 1, x_next, converged | out_of_steps, post
 
-    shapes = jax.eval_shape(lambda: newton_posterior(model, params, x0, step, q_probs, q_pairs, parallel)[1])
-    post0 = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), shapes)
-    _, x, done, post = jax.lax.while_loop(cond, body, (0, x0, jnp.asarray(False), post0))
-    # out of steps without convergence: refresh the covariance at the final point
-    post = jax.lax.cond(done, lambda: post,
-                        lambda: newton_posterior(model, params, x, step, q_probs, q_pairs, parallel)[1])
+    T, D = x0.shape
+    zeros = lambda *shape: jnp.zeros(shape, x0.dtype)
+    post0 = BlockTridiagPosterior(zeros(T, D), zeros(T, D, D), zeros(T - 1, D, D), zeros(), zeros())
+    _, x, _, post = jax.lax.while_loop(cond, body, (0, x0, jnp.asarray(False), post0))
     return post._replace(means=x)
 
 

@@ -87,17 +87,20 @@ def initial_emissions(model, ys, C, d, resid_var, dtype):
 
 
 # ------------------------------------------------------------------ autoregressive HMM
+# Everything after PCA runs in ONE jit-compiled program (k-means, the AR-HMM EM of every restart, the
+# transition fit): a first fit then pays one compilation instead of hundreds of small eager ones.
 
-@partial(jax.jit, static_argnums=(2, 3))
-def _kmeans(key, X, K, iters=20):
-    """Plain k-means (jax) -> labels (T,)."""
-    centers = X[jax.random.choice(key, X.shape[0], (K,), replace=False)]
+def _kmeans(key, X, weights, K, iters=20):
+    """Weighted k-means (points with weight 0 are ignored; the first centres drawn among the others)
+    -> labels (n,)."""
+    first = jax.random.choice(key, X.shape[0], (K,), replace=False, p=weights / jnp.sum(weights))
+    centers = X[first]
 
     def step(c, _):
         lab = jnp.argmin(((X[:, None, :] - c[None]) ** 2).sum(-1), axis=1)
-        one = jax.nn.one_hot(lab, K, dtype=X.dtype)
+        one = jax.nn.one_hot(lab, K, dtype=X.dtype) * weights[:, None]
         cnt = one.sum(0)
-        new = (one.T @ X) / jnp.maximum(cnt, 1.0)[:, None]
+        new = (one.T @ X) / jnp.maximum(cnt, 1e-12)[:, None]
         return jnp.where(cnt[:, None] > 0, new, c), None
 
     c, _ = jax.lax.scan(step, centers, None, length=iters)
@@ -119,8 +122,8 @@ def _arhmm_e_step(model, dynamics, log_pi, log_P, x, step):
     return Posterior(post.smoothed_probs, x, zeros, zeros[1:], post.expected_transitions), post.log_likelihood
 
 
-@partial(jax.jit, static_argnums=(0,))
 def _arhmm_iteration(model, dynamics, log_pi, log_P, xs, batches):
+    """One EM iteration of the AR-HMM on the padded latents -> (dynamics, log_pi, log_P, posts, log-lik.)."""
     posts, total = [], 0.0
     for x, b in zip(xs, batches):
         p, ll = jax.vmap(lambda xx, s: _arhmm_e_step(model, dynamics, log_pi, log_P, xx, s))(x, b)
@@ -138,9 +141,10 @@ def _arhmm_iteration(model, dynamics, log_pi, log_P, xs, batches):
     return dynamics, log_pi, log_P, posts, total
 
 
-def _labels_to_posts(labels, xs, batches, K):
+def _labels_to_posts(labels, xs, K):
+    """Hard posteriors from per-bucket labels (B, T) (zero latent covariances)."""
     posts = []
-    for lab, x, b in zip(labels, xs, batches):
+    for lab, x in zip(labels, xs):
         probs = jax.nn.one_hot(lab, K, dtype=x.dtype)
         pairs = probs[:, :-1, :, None] * probs[:, 1:, None, :]
         B, T, D = x.shape
@@ -149,58 +153,70 @@ def _labels_to_posts(labels, xs, batches, K):
     return tuple(posts)
 
 
-def fit_arhmm(model, key, xs, batches, num_iters=25, num_restarts=3):
-    """AR-HMM on padded latents xs (tuple of (B, T, D)), best of ``num_restarts`` -> (dynamics, log_pi, log_P, posts)."""
-    K, D = model.num_states, model.latent_dim
+def _kmeans_labels(key, xs, batches, K):
+    """k-means on the standardised (x_t, x_{t+1} - x_t) of every valid step -> per-bucket labels (B, T)."""
+    feats = [jnp.concatenate([x[:, :-1], x[:, 1:] - x[:, :-1]], -1) for x in xs]
+    weights = [b.valid[:, 1:] for b in batches]
+    F = jnp.concatenate([f.reshape(-1, f.shape[-1]) for f in feats])
+    W = jnp.concatenate([w.reshape(-1) for w in weights])
+    mean = (W @ F) / jnp.sum(W)
+    std = jnp.sqrt((W @ (F - mean) ** 2) / jnp.sum(W))
+    lab_all = _kmeans(key, (F - mean) / (std + 1e-8), W, K)
+    labels, start = [], 0
+    for w in weights:
+        lab = lab_all[start:start + w.size].reshape(w.shape)
+        labels.append(jnp.concatenate([lab[:, :1], lab], axis=1))
+        start += w.size
+    return labels
+
+
+def _arhmm_restart(model, key, xs, batches, num_iters):
+    """k-means start, then ``num_iters`` EM iterations -> (dynamics, log_pi, log_P, posts, log-lik.)."""
+    K, D, U = model.num_states, model.latent_dim, model.input_dim
     dtype = xs[0].dtype
-    feats, where = [], []
-    for x, b in zip(xs, batches):
-        f = jnp.concatenate([x[:, :-1], x[:, 1:] - x[:, :-1]], -1)
-        v = b.valid[:, 1:] > 0
-        feats.append(f[v])
-        where.append(v)
-    F = jnp.concatenate(feats)
-    F = (F - F.mean(0)) / (F.std(0) + 1e-8)
-    best = None
-    for r, k in enumerate(jax.random.split(key, num_restarts)):
-        kd, kk = jax.random.split(k)
-        lab_all = _kmeans(kk, F, K) if K > 1 else jnp.zeros((F.shape[0],), jnp.int32)
-        labels, start = [], 0
-        for x, v in zip(xs, where):
-            n = int(v.sum())
-            lab = jnp.zeros(v.shape, jnp.int32).at[v].set(lab_all[start:start + n].astype(jnp.int32))
-            labels.append(jnp.concatenate([lab[:, :1], lab], axis=1))
-            start += n
-        posts = _labels_to_posts(labels, xs, batches, K)
-        dynamics = dyn.init_dynamics(kd, K, D, model.input_dim, dtype)
-        dynamics = mstep.update_dynamics(dynamics, mstep.sum_stats(mstep.dynamics_stats, posts, batches),
-                                         diagonal=model.dynamics_cov == "diagonal")
-        log_pi = jnp.full((K,), -jnp.log(K), dtype)
-        log_P = trans.init_transitions("standard", kd, K, D, 0, dtype=dtype).log_transition_matrix
-        ll = -jnp.inf
-        for _ in range(num_iters):
-            dynamics, log_pi, log_P, posts, ll = _arhmm_iteration(model, dynamics, log_pi, log_P, xs, batches)
-        if not np.isfinite(float(ll)):
-            continue
-        if best is None or float(ll) > best[-1]:
-            best = (dynamics, log_pi, log_P, posts, float(ll))
-    if best is None:
-        raise ValueError("initialisation failed: the AR-HMM log-likelihood was not finite for any restart; "
-                         "check the data for constant or extreme columns")
-    return best[:4]
+    if K > 1:
+        labels = _kmeans_labels(key, xs, batches, K)
+    else:
+        labels = [jnp.zeros(x.shape[:2], jnp.int32) for x in xs]
+    posts = _labels_to_posts(labels, xs, K)
+    start = DynamicsParams(jnp.tile(0.95 * jnp.eye(D, dtype=dtype), (K, 1, 1)), jnp.zeros((K, D, U), dtype),
+                               jnp.zeros((K, D), dtype), jnp.tile(0.01 * jnp.eye(D, dtype=dtype), (K, 1, 1)))
+    dynamics = mstep.update_dynamics(start, mstep.sum_stats(mstep.dynamics_stats, posts, batches),
+                                     diagonal=model.dynamics_cov == "diagonal")
+    log_pi = jnp.full((K,), -jnp.log(K), dtype)
+    log_P = trans.init_transitions("standard", key, K, D, 0, dtype=dtype).log_transition_matrix
+
+    def body(carry, _):
+        return _arhmm_iteration(model, *carry[:3], xs, batches), None
+
+    out, _ = jax.lax.scan(body, (dynamics, log_pi, log_P, posts, jnp.zeros((), dtype)), None, length=num_iters)
+    return out
 
 
-@partial(jax.jit, static_argnums=(0,))
-def _fit_transitions(model, transitions, posts, batches):
-    return mstep.update_transitions(model, transitions, posts, batches, num_steps=100)
+@partial(jax.jit, static_argnums=(0, 4, 5))
+def _initialize_dynamics(model, key, xs, batches, num_restarts, arhmm_iters):
+    """AR-HMM (best log-likelihood of ``num_restarts``) and, for recurrent transitions, their weights fitted
+    by L-BFGS on its posteriors -> (dynamics, log_pi, transitions, posts, AR-HMM log-likelihood)."""
+    K, D, U = model.num_states, model.latent_dim, model.input_dim
+    dtype = xs[0].dtype
+    k_ar, k_tr = jax.random.split(key)
+    runs = jax.vmap(lambda k: _arhmm_restart(model, k, xs, batches, arhmm_iters))(
+        jax.random.split(k_ar, num_restarts))
+    lls = runs[-1]
+    best = jnp.argmax(jnp.where(jnp.isfinite(lls), lls, -jnp.inf))
+    dynamics, log_pi, log_P, posts, ll = jax.tree.map(lambda a: a[best], runs)
+    transitions = trans.init_transitions(model.transitions, k_tr, K, D, U, dtype=dtype)
+    if model.transitions in trans.CLOSED_FORM or model.transitions in ("recurrent", "inputdriven"):
+        transitions = transitions._replace(log_transition_matrix=log_P)
+    if model.transitions not in trans.CLOSED_FORM:
+        transitions = mstep.update_transitions(model, transitions, posts, batches, num_steps=100)
+    return dynamics, log_pi, transitions, posts, ll
 
 
 def initialize(model, key, ys, us, ms, batches, groups, num_restarts=3, arhmm_iters=25):
     """-> (SLDSParams, tuple of batched Posterior for the first Laplace-EM E-step)."""
-    from ssmneuro.models.fitting.data import make_batch
-
     dtype = batches[0].emissions.dtype
-    K, D, U = model.num_states, model.latent_dim, model.input_dim
+    K, D = model.num_states, model.latent_dim
     filled = _fill_masked(ys, ms)
     C, d, lat, resid = pca(link_space(model, filled), D)
     emissions = initial_emissions(model, filled, C, d, resid, dtype)
@@ -212,18 +228,14 @@ def initialize(model, key, ys, us, ms, batches, groups, num_restarts=3, arhmm_it
         for j, i in enumerate(idx):
             X[j, : lat[i].shape[0]] = lat[i]
         xs.append(jnp.asarray(X, dtype))
-    xs = tuple(xs)
-    k_ar, k_tr = jax.random.split(key)
-    dynamics, log_pi, log_P, posts = fit_arhmm(model, k_ar, xs, batches, arhmm_iters, num_restarts)
+    dynamics, log_pi, transitions, posts, ll = _initialize_dynamics(model, key, tuple(xs), batches,
+                                                                    num_restarts, arhmm_iters)
+    if not np.isfinite(float(ll)):
+        raise ValueError("initialisation failed: the AR-HMM log-likelihood was not finite for any restart; "
+                         "check the data for constant or extreme columns")
     # initial state from the first latents
     x0 = np.stack([l[0] for l in lat])
     var0 = np.var(np.concatenate(lat), 0) + 1e-2
-    initial = InitialParams(jnp.exp(log_pi), jnp.tile(jnp.asarray(x0.mean(0), dtype), (K, 1)),
-                            jnp.tile(jnp.diag(jnp.asarray(var0, dtype)), (K, 1, 1)))
-    transitions = trans.init_transitions(model.transitions, k_tr, K, D, U, dtype=dtype)
-    if model.transitions in trans.CLOSED_FORM or model.transitions in ("recurrent", "inputdriven"):
-        transitions = transitions._replace(log_transition_matrix=log_P)
-    if model.transitions not in trans.CLOSED_FORM:
-        transitions = _fit_transitions(model, transitions, posts, batches)
-    params = SLDSParams(initial, transitions, dynamics, emissions)
-    return params, posts
+    initial = InitialParams(jnp.exp(log_pi), jnp.asarray(np.tile(x0.mean(0), (K, 1)), dtype),
+                            jnp.asarray(np.tile(np.diag(var0), (K, 1, 1)), dtype))
+    return SLDSParams(initial, transitions, dynamics, emissions), posts

@@ -140,7 +140,10 @@ def full_emission_cov_stats(emissions_params, post, step):
 
 def lbfgs_maximize(objective, init, num_steps=20):
     """Maximise objective(params) with num_steps of optax L-BFGS (zoom line search); returns params.
-    Returns init unchanged if the result is not finite."""
+
+    (A backtracking line search compiles to half the code but, measured on the C. elegans recordings,
+    reached lower ELBOs: the rSLDS transitions need the curvature condition of the zoom search.)
+    Returns init unchanged if the result is not finite or not better."""
     loss = lambda p: -objective(p)
     opt = optax.lbfgs()
     value_and_grad = optax.value_and_grad_from_state(loss)
@@ -152,8 +155,9 @@ def lbfgs_maximize(objective, init, num_steps=20):
         return (optax.apply_updates(p, updates), state), None
 
     (p, _), _ = jax.lax.scan(step, (init, opt.init(init)), None, length=num_steps)
+    values = jax.vmap(objective)(jax.tree.map(lambda a, b: jnp.stack([a, b]), p, init))
     ok = jnp.all(jnp.asarray([jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(p)]))
-    ok = ok & jnp.isfinite(objective(p)) & (objective(p) >= objective(init))
+    ok = ok & jnp.isfinite(values[0]) & (values[0] >= values[1])
     return jax.tree.map(lambda a, b: jnp.where(ok, a, b), p, init)
 
 
