@@ -1,6 +1,6 @@
 """Kalman filter / smoother speed against dynamax, side by side in one run (float32, this machine).
 
-    python benchmarks/inference.py [--quick] [--max-seconds 20]
+    python benchmarks/inference.py [--quick] [--max-seconds 20] [--ops filter smoother] [--cells 8,200,2000 ...]
 
 Problem: D latents, N emissions with diagonal noise (emission_cov given as (N,) variances: our
 information-form fast path; dynamax gets the same (N,) vector), static parameters, T steps.
@@ -10,8 +10,12 @@ dynamax's sequential filter/smoother get the emission noise both as its (N,) dia
 matrix at T <= 2000, and the faster form is kept (and reused at larger T for the same op, D, N); its
 parallel ones get the (N,) diagonal (their Woodbury path). Skips: dynamax runs whose
 estimated time (from the previous T) exceeds --max-seconds, and configurations whose covariance arrays
-would exceed ~2.5 GB (D = 32 at T = 10^5). OpenBLAS is pinned to one thread (set before jax loads it, for
-both libraries alike): its threading of tiny triangular solves costs 10-20x on a loaded 2-core machine.
+would exceed ~2.5 GB (D = 32 at T = 10^5). --ops and --cells run a subset, written to
+benchmarks/results/inference_subset.json (e.g. only the sequential filter and smoother: dynamax's
+parallel ones take minutes to compile on a small CPU). The smoother returns the smoothed means only, for
+both libraries, so XLA drops the work only the covariances need. OpenBLAS is pinned to one thread (set
+before jax loads it, for both libraries alike): its threading of tiny triangular solves costs 10-20x on a
+loaded 2-core machine.
 """
 
 import os
@@ -100,15 +104,15 @@ def grid(quick):
     return cells
 
 
-def run(quick=False, max_seconds=20.0, out=None):
+def run(quick=False, max_seconds=20.0, out=None, ops=tuple(OURS), cells=None):
     records, slow_est, best_form = [], {}, {}
-    for D, N, T in grid(quick):
+    for D, N, T in cells or grid(quick):
         if T * D * D * 4 * 8 > 2.5e9:
             print(f"skip D={D} N={N} T={T}: covariance arrays too large for this shared machine", flush=True)
             continue
         params, y = make_problem(D, N, T)
         row = dict(D=D, N=N, T=T)
-        for op in OURS:
+        for op in ops:
             key = (op, D, N)
             forms = []
             if slow_est.get(key, 0.0) * T <= max_seconds:
@@ -135,8 +139,7 @@ def run(quick=False, max_seconds=20.0, out=None):
     return records
 
 
-def table(records):
-    ops = list(OURS)
+def table(records, ops=tuple(OURS)):
     head = "| D | N | T | " + " | ".join(f"{op} ours (s) | dynamax (s) | ratio" for op in ops) + " |"
     lines = [head, "|" + "---|" * (3 + 3 * len(ops))]
     for r in records:
@@ -154,18 +157,23 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--max-seconds", type=float, default=20.0,
                     help="skip a dynamax run whose estimated time exceeds this")
+    ap.add_argument("--ops", nargs="+", choices=list(OURS), default=list(OURS), help="operations to time")
+    ap.add_argument("--cells", nargs="+", metavar="D,N,T", help="problem sizes instead of the grid")
     args = ap.parse_args()
-    path = RESULTS.with_name("inference_quick.json") if args.quick else RESULTS
+    cells = [tuple(int(v) for v in c.split(",")) for c in args.cells] if args.cells else None
+    subset = cells is not None or args.ops != list(OURS)
+    path = RESULTS.with_name("inference_subset.json" if subset else "inference_quick.json" if args.quick
+                             else "inference.json")
 
     def save(records):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(dict(device=str(jax.devices()[0]), cpu=platform.processor() or platform.machine(),
                                         dtype="float32", quick=args.quick, records=records), indent=1))
 
-    records = run(args.quick, args.max_seconds, out=save)
+    records = run(args.quick, args.max_seconds, out=save, ops=args.ops, cells=cells)
     print()
     print(f"float32, {jax.devices()[0].platform}, {platform.processor() or platform.machine()}; ratio = dynamax / ours")
-    print(table(records))
+    print(table(records, args.ops))
 
 
 if __name__ == "__main__":

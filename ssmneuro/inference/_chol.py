@@ -6,28 +6,68 @@ block that pool's thread while they wait; when the runtime runs as many such cal
 pool has threads, the process deadlocks (seen here: 16 trials of 800 steps, or 12 batched fits). Our
 batches of small blocks (D x D per time step) are exactly that case, and the unrolled code is as fast.
 Larger matrices go to LAPACK.
+
+Inside a ``lax.scan`` every XLA:CPU kernel launch costs about as much as the arithmetic of a small block,
+so the unrolled code is written to fuse into few kernels: ``cholesky`` takes two per column (no
+``.at[].set`` copies, no dot), ``cholesky_and_solve`` gets a triangular solve in the same kernels, and
+``matmul`` spells matrix-vector products and products up to ``SMALL_MATMUL`` wide as a fused
+multiply-sum, since XLA:CPU sends each ``dot`` to a library call costing ~1 us, ten times the
+multiply-sum of an 8 x 8 product (wider, the dot wins).
 """
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import jax.scipy.linalg
 
 SMALL = 16
+SMALL_MATMUL = 8
 
 
 def cholesky(a):
     """Lower Cholesky factor of (..., D, D) symmetric positive definite ``a`` (NaN where not PD)."""
-    D = a.shape[-1]
-    if D > SMALL:
+    if a.shape[-1] > SMALL:
         return jnp.linalg.cholesky(a)
-    L = jnp.zeros_like(a)
-    for j in range(D):
-        row = L[..., j, :j]
-        diag = jnp.sqrt(a[..., j, j] - jnp.sum(row * row, -1))
-        col = (a[..., j + 1:, j] - jnp.einsum("...ik,...k->...i", L[..., j + 1:, :j], row)) / diag[..., None]
-        L = L.at[..., j, j].set(diag).at[..., j + 1:, j].set(col)
-    return L
+    return _cholesky_columns(a)
+
+
+def cholesky_and_solve(a, bt):
+    """(L, X^T) with a = L L^T for symmetric positive definite a (..., n, n) and L X = B, given B^T (..., m, n).
+
+    Up to ``SMALL`` in one pass (a and bt of the same batch shape): the first n columns of the Cholesky factor
+    of [[a, B], [B^T, *]] are [L; X^T], so the forward substitution costs no extra kernels. Both sides are
+    transposed so that products with X^T stay dots of the form A @ B or A @ B^T: XLA:CPU runs A^T @ B
+    several times slower.
+    """
+    n = a.shape[-1]
+    if n > SMALL:
+        L = jnp.linalg.cholesky(a)
+        return L, jax.lax.linalg.triangular_solve(L, bt, left_side=False, lower=True, transpose_a=True)
+    cols = _cholesky_columns(jnp.concatenate([a, bt], -2))
+    return cols[..., :n, :], cols[..., n:, :]
+
+
+def _cholesky_columns(a):
+    """The n columns of the Cholesky factor of a symmetric PD matrix whose first n columns are a (..., n + m, n):
+    right-looking, L[:, j] = a[:, j] / sqrt(a[j, j]) (rows >= j), then a -= L[:, j] L[:n, j]^T."""
+    n = a.shape[-1]
+    rows, cols = jnp.arange(a.shape[-2]), []
+    for j in range(n):
+        col = jnp.where(rows >= j, a[..., :, j] * jax.lax.rsqrt(a[..., j, j, None]), 0.0)
+        a = a - col[..., :, None] * col[..., None, :n]
+        cols.append(col)
+    return jnp.stack(cols, -1)
+
+
+def matmul(a, b):
+    """a @ b for a (..., n, k) and b (..., k, m) or a vector (k,): a fused multiply-sum for vectors and when
+    k <= SMALL_MATMUL (see the module docstring), else ``jnp.matmul``."""
+    if b.ndim == 1:
+        return jnp.sum(a * b, -1)
+    if a.shape[-1] > SMALL_MATMUL:
+        return a @ b
+    return jnp.sum(a[..., :, :, None] * b[..., None, :, :], -2)
 
 
 def solve_triangular(a, b, lower=False, trans=0):

@@ -11,11 +11,13 @@ scans after Sarkka & Garcia-Fernandez 2021, O(log T) depth) giving the same numb
 Paths. The emissions are folded into information terms J_t = C^T R^-1 C, h_t = C^T R^-1 (y_t - d_t - D u_t)
 before the recursion, so each step costs O(D^3) whatever N (the fast path for many neurons, few latents).
 This is used whenever R is diagonal (``emission_cov`` given as (N,) or (T, N) variances) or a static full
-(N, N) matrix without a mask (whitened once). A full R together with a mask (or a time-varying full R) runs
-the sequential filter in covariance form (Joseph update, O(N^3) per step); in parallel it is whitened per
-step. Missing data: ``mask`` (T, N), True = observed; a partly observed row uses only its observed entries
-(NaN at unobserved entries is fine), a fully unobserved row is a pure prediction step adding 0 to the
-log-likelihood, so trials padded at the end with mask=False give exactly the unpadded answer.
+(N, N) matrix without a mask (whitened once), except that the sequential filter takes the covariance form
+(O(N^3 + N D^2) per step) when N <= D, where it is cheaper, and for a full R with a mask or a time-varying
+full R; in parallel those are whitened per step. The sequential smoother is the modified Bryson-Frazier
+recursion (no matrix inverse), fed by either form. Missing data: ``mask`` (T, N), True = observed; a partly
+observed row uses only its observed entries (NaN at unobserved entries is fine), a fully unobserved row is a
+pure prediction step adding 0 to the log-likelihood, so trials padded at the end with mask=False give exactly
+the unpadded answer.
 """
 
 from __future__ import annotations
@@ -29,9 +31,9 @@ import jax.numpy as jnp
 from ssmneuro.inference import checks
 from ssmneuro.inference.lgssm_parallel import parallel_filter, parallel_smoother
 from ssmneuro.inference.lgssm_sequential import sequential_filter, sequential_smoother
-from ssmneuro.inference.lgssm_terms import (at, covariance_update, dynamics_terms, emission_info,
-                                            emission_offsets, information_update, is_diagonal_cov,
-                                            smoother_elements)
+from ssmneuro.inference.lgssm_terms import (at, covariance_smoother_terms, covariance_update, dynamics_terms,
+                                            emission_info, emission_offsets, information_smoother_terms,
+                                            information_update, is_diagonal_cov, smoother_elements)
 from ssmneuro.inference.scan import dense_scan
 
 
@@ -147,7 +149,7 @@ def _prepare(params, emissions, inputs, mask):
 # ----------------------------------------------------------------------------- cores
 def _use_information_form(params, emissions, mask, parallel):
     """Parallel: always. Sequential: when N > D (then the O(D^3) steps win) and R is diagonal or a static
-    full matrix without mask (whitened once); otherwise the covariance (Joseph) form."""
+    full matrix without mask (whitened once); otherwise the covariance form."""
     R = params.emission_cov
     N, D = emissions.shape[1], params.initial_mean.shape[0]
     if parallel:
@@ -156,7 +158,8 @@ def _use_information_form(params, emissions, mask, parallel):
 
 
 def _run_filter(params, emissions, inputs, mask, parallel, form):
-    """Returns (LGSSMFiltered, Dynamics)."""
+    """Returns (LGSSMFiltered, Dynamics, (G^T, Omega, omega)): the last are the sequential smoother's terms
+    (``lgssm_sequential.sequential_smoother``), None when parallel."""
     T = emissions.shape[0]
     dyn = dynamics_terms(params, inputs, T)
     m0, S0 = params.initial_mean, params.initial_cov
@@ -168,7 +171,7 @@ def _run_filter(params, emissions, inputs, mask, parallel, form):
             out = parallel_filter(m0, S0, dyn, info)
         else:
             J, h, c = info
-            update = lambda m, P, t: information_update(m, P, at(J, t, 2), h[t], c[t])
+            update = lambda m, P, t: (*information_update(m, P, at(J, t, 2), h[t], c[t]), ())
             out = sequential_filter(m0, S0, dyn, update, T)
     else:
         if parallel:
@@ -180,8 +183,15 @@ def _run_filter(params, emissions, inputs, mask, parallel, form):
             R = jnp.diag(R) if R.ndim == 1 else jax.vmap(jnp.diag)(R)
         update = lambda m, P, t: covariance_update(m, P, at(C, t, 2), at(R, t, 2), r[t], obs[t])
         out = sequential_filter(m0, S0, dyn, update, T)
-    log_liks, mf, Pf, mp, Pp = out
-    return LGSSMFiltered(jnp.sum(log_liks), mf, Pf, mp, Pp), dyn
+    log_liks, mf, Pf, mp, Pp = out[:5]
+    filtered = LGSSMFiltered(jnp.sum(log_liks), mf, Pf, mp, Pp)
+    if parallel:
+        terms = None
+    elif form == "information":
+        terms = information_smoother_terms(info, mp, Pf, dyn.matrix)
+    else:
+        terms = covariance_smoother_terms(*out[5], dyn.matrix)
+    return filtered, dyn, terms
 
 
 @partial(jax.jit, static_argnames=("parallel", "form"))
@@ -191,12 +201,11 @@ def _filter(params, emissions, inputs, mask, parallel, form=None):
 
 @partial(jax.jit, static_argnames=("parallel", "form"))
 def _smoother(params, emissions, inputs, mask, parallel, form=None):
-    filtered, dyn = _run_filter(params, emissions, inputs, mask, parallel, form)
+    filtered, dyn, terms = _run_filter(params, emissions, inputs, mask, parallel, form)
     if parallel:
         ms, Ps, cross = parallel_smoother(*smoother_elements(filtered.filtered_means, filtered.filtered_covs, dyn))
     else:
-        ms, Ps, cross = sequential_smoother(filtered.filtered_means, filtered.filtered_covs,
-                                            filtered.predicted_means, filtered.predicted_covs, dyn)
+        ms, Ps, cross = sequential_smoother(filtered.filtered_means, filtered.filtered_covs, dyn, *terms)
     return LGSSMPosterior(filtered.log_likelihood, filtered.filtered_means, filtered.filtered_covs,
                           ms, Ps, cross, filtered.predicted_means, filtered.predicted_covs)
 
@@ -209,7 +218,7 @@ def _psd_sqrt(P):
 
 @partial(jax.jit, static_argnames=("parallel", "num_samples", "form"))
 def _sample(key, params, emissions, inputs, mask, parallel, num_samples, form=None):
-    filtered, dyn = _run_filter(params, emissions, inputs, mask, parallel, form)
+    filtered, dyn, _ = _run_filter(params, emissions, inputs, mask, parallel, form)
     E, g, L = smoother_elements(filtered.filtered_means, filtered.filtered_covs, dyn)
     roots = _psd_sqrt(L)
 
@@ -248,6 +257,8 @@ def kalman_smoother(params: LGSSMParams, emissions, inputs=None, mask=None, para
     Backward kernels x_t | x_{t+1}, y_{1:t} ~ N(E_t x_{t+1} + g_t, L_t), E_t = P^f_t A_t^T (P^-_{t+1})^{-1}:
     m^s_t = m^f_t + E_t (m^s_{t+1} - m^-_{t+1}),  P^s_t = E_t P^s_{t+1} E_t^T + L_t,
     smoothed_cross_covs[t] = P^s_{t+1} E_t^T.  Arguments as ``kalman_filter``; returns ``LGSSMPosterior``.
+    (The sequential path computes the same posterior by the modified Bryson-Frazier recursion, which needs no
+    inverse of P^-_{t+1}: see ``lgssm_sequential.sequential_smoother``.)
     """
     params, emissions, inputs, mask = _prepare(params, emissions, inputs, mask)
     return _smoother(params, emissions, inputs, mask, parallel)

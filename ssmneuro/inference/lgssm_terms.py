@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-from ssmneuro.inference._chol import cho_solve, cholesky, solve_triangular
+from ssmneuro.inference._chol import cho_solve, cholesky, cholesky_and_solve, matmul, mT, solve_triangular
 
 LOG_2PI = 1.8378770664093453
 
@@ -141,47 +141,69 @@ def emission_info(params, emissions, inputs=None, mask=None) -> EmissionInfo:
 
 def predict(m, P, F, u, Q):
     """p(x_{t+1} | y_{1:t}): mean F m + u, covariance F P F^T + Q."""
-    return F @ m + u, symmetrize(F @ P @ F.T + Q)
+    return matmul(F, m) + u, symmetrize(matmul(matmul(F, P), F.T) + Q)
 
 
 def information_update(m, P, J, h, c):
     """Condition N(x; m, P) on a likelihood exp(-1/2 x^T J x + h^T x + c).
 
-    With P = L L^T and M = I + L^T J L = L_M L_M^T (eigenvalues >= 1, a safe Cholesky):
-      posterior cov   P' = W W^T,  W = L L_M^{-T}            (symmetric PSD by construction)
-      posterior mean  m' = m + P' (h - J m)
-      log-likelihood  c + h^T m - 1/2 m^T J m - 1/2 log det M + 1/2 g^T M^{-1} g,  g = L^T (h - J m)
+    With P = L L^T and M = I + L^T J L = L_M L_M^T (eigenvalues >= 1, a safe Cholesky), W = L L_M^{-T}:
+      posterior cov   P' = W W^T = (P^{-1} + J)^{-1}      (symmetric PSD by construction)
+      posterior mean  m' = m + W z,  z = W^T (h - J m)
+      log-likelihood  c + h^T m - 1/2 m^T J m - 1/2 log det M + 1/2 z^T z
     (the determinant lemma: no N x N matrix is ever formed).
     Returns (m', P', log_likelihood).
     """
     D = m.shape[-1]
     L = cholesky(P)
-    LM = cholesky(jnp.eye(D, dtype=P.dtype) + L.T @ J @ L)
-    z = solve_triangular(LM, L.T @ (h - J @ m), lower=True)
-    W = solve_triangular(LM, L.T, lower=True).T
-    log_lik = c + h @ m - 0.5 * m @ J @ m - jnp.sum(jnp.log(jnp.diag(LM))) + 0.5 * z @ z
-    return m + W @ z, W @ W.T, log_lik
+    LM, W = cholesky_and_solve(jnp.eye(D, dtype=P.dtype) + matmul(matmul(mT(L), J), L), L)
+    Jm = matmul(J, m)
+    z = matmul(mT(W), h - Jm)
+    log_lik = (c + jnp.sum(m * (h - 0.5 * Jm), -1) - jnp.sum(jnp.log(jnp.diagonal(LM, axis1=-2, axis2=-1)), -1)
+               + 0.5 * jnp.sum(z * z, -1))
+    return m + matmul(W, z), matmul(W, mT(W)), log_lik
 
 
 def covariance_update(m, P, C, R, r, observed):
     """Condition N(x; m, P) on y (offsets r = y - d - D u, zero where unobserved) in covariance form.
 
     Unobserved entries: row of C zeroed, row/column of R replaced by the identity, so they drop out.
-    S = C P C^T + R (Cholesky), K = P C^T S^{-1}, m' = m + K (r - C m),
-    P' = (I - K C) P (I - K C)^T + K R K^T (Joseph form), log-lik = log N(r; C m, S) over observed.
+    S = C P C^T + R = L_S L_S^T;  one pass gives L_S and V = L_S^{-1} C P, U = L_S^{-1} C, z = L_S^{-1} e
+    (innovation e = r - C m):  m' = m + V^T z,  P' = P - V^T V  (= P - K S K^T, K = P C^T S^{-1}),
+    log-lik = log N(e; 0, S) over the observed entries = -1/2 z^T z - log det L_S - n_o/2 log 2 pi.
+    Costs O(N^3 + N D^2) per step: the cheaper form when N <= D.
+    Returns (m', P', log_likelihood, (U^T (D, N), V (N, D), z (N,))), the last for
+    ``covariance_smoother_terms``.
     """
     D = m.shape[-1]
     C = C * observed[:, None]
     R = R * observed[:, None] * observed[None, :] + jnp.diag(1.0 - observed)
-    S = symmetrize(C @ P @ C.T + R)
-    LS = cholesky(S)
-    K = cho_solve(LS, C @ P).T
-    resid = r - C @ m
-    z = solve_triangular(LS, resid, lower=True)
-    log_lik = -0.5 * (z @ z + jnp.sum(observed) * LOG_2PI) - jnp.sum(jnp.log(jnp.diag(LS)))
-    I_KC = jnp.eye(D, dtype=P.dtype) - K @ C
-    P_new = symmetrize(I_KC @ P @ I_KC.T + K @ R @ K.T)
-    return m + K @ resid, P_new, log_lik
+    PCt = matmul(P, C.T)  # (C P)^T
+    e = r - matmul(C, m)
+    LS, VUzT = cholesky_and_solve(symmetrize(matmul(C, PCt) + R), jnp.concatenate([PCt, C.T, e[None]]))
+    Vt, Ut, z = VUzT[:D], VUzT[D:2 * D], VUzT[2 * D]
+    log_lik = -0.5 * (jnp.sum(z * z) + jnp.sum(observed) * LOG_2PI) - jnp.sum(jnp.log(jnp.diag(LS)))
+    return m + matmul(Vt, z), symmetrize(P - matmul(Vt, Vt.T)), log_lik, (Ut, Vt.T, z)
+
+
+def covariance_smoother_terms(Ut, V, z, dynamics_matrix):
+    """``sequential_smoother``'s terms G_t^T (T, D, D), Omega_t (T, D, D), omega_t (T, D), batched over t,
+    from the covariance-form filter's U_t^T (T, D, N), V_t (T, N, D), z_t (T, N):
+    Omega_t = C_t^T S_t^{-1} C_t = U_t^T U_t,  omega_t = C_t^T S_t^{-1} e_t = U_t^T z_t,  and with
+    K_t C_t = P^-_t U_t^T U_t = V_t^T U_t,  G_t^T = (I - K_t C_t)^T F_t^T = F_t^T - U_t^T V_t F_t^T  (O(N D^2))."""
+    Ft = mT(dynamics_matrix)
+    return Ft - Ut @ (V @ Ft), Ut @ mT(Ut), (Ut @ z[..., None])[..., 0]
+
+
+def information_smoother_terms(info: EmissionInfo, predicted_means, filtered_covs, dynamics_matrix):
+    """The same terms from the information form. By Woodbury C^T S^{-1} = (I - J P^f) C^T R^{-1}, so
+    Omega_t = J_t - J_t P^f_t J_t, omega_t = (I - J_t P^f_t)(h_t - J_t m^-_t), and K_t C_t = P^f_t J_t, so
+    G_t^T = (I - J_t P^f_t) F_t^T."""
+    J, h, _ = info
+    JPf = J @ filtered_covs
+    v = h - (J @ predicted_means[..., None])[..., 0]
+    Ft = mT(dynamics_matrix)
+    return Ft - JPf @ Ft, J - JPf @ J, v - (JPf @ v[..., None])[..., 0]
 
 
 def smoother_element(mf, Pf, F, u, Q):

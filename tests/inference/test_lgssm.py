@@ -89,6 +89,14 @@ def test_fast_path_equals_general_path(masked):
         np.testing.assert_allclose(getattr(fast, f), getattr(general, f), **TOL, err_msg=f)
 
 
+@pytest.mark.parametrize("D, N", [(10, 3), (18, 20)])
+def test_wider_latents_equal_dense_gaussian(D, N):
+    """Sizes past the fused small-matrix code: covariance form with dots (N <= D), and the information form
+    with LAPACK factorizations (D > 16); masked, diagonal R."""
+    params, y, u, mask = random_problem(30 + D, T=5, D=D, N=N, diagonal=True, mask_frac=0.3)
+    _check(kalman_smoother(params, y, u, mask), dense_smoother(params, y, u, mask))
+
+
 def test_vmap_over_trials_equals_single_calls(problems):
     """Batched use (models vmap over padded trials): vmap(kalman_smoother) == one call per trial."""
     (params, y, u, mask), _ = problems["mask_diag_inputs"]

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from ssmneuro.inference._chol import SMALL, cho_solve_spd, cholesky, solve, solve_triangular
+from ssmneuro.inference._chol import (SMALL, SMALL_MATMUL, cho_solve_spd, cholesky, cholesky_and_solve, matmul,
+                                      solve, solve_triangular)
 
 
 @pytest.fixture(autouse=True)
@@ -37,6 +38,26 @@ def test_cholesky_and_solves_match_lapack(D):
                                for t, b in zip(T.reshape(-1, D, D), v.reshape(-1, D))]).reshape(v.shape)
             np.testing.assert_allclose(solve_triangular(T, v, lower=lower, trans=trans), want_v, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(cho_solve_spd(A, B), np.linalg.solve(A, B), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("D", [1, 3, SMALL, SMALL + 2])
+def test_cholesky_and_solve_matches_lapack(D):
+    """(L, (L^{-1} B)^T) from B^T, unrolled up to SMALL, LAPACK above."""
+    rng = np.random.default_rng(20 + D)
+    A, Bt = _spd(rng, (3,), D), rng.normal(size=(3, 5, D))
+    L, Xt = cholesky_and_solve(A, Bt)
+    np.testing.assert_allclose(L, np.linalg.cholesky(A), rtol=1e-12, atol=1e-12)
+    want = np.stack([scipy.linalg.solve_triangular(l, b.T, lower=True).T
+                     for l, b in zip(np.linalg.cholesky(A), Bt)])
+    np.testing.assert_allclose(Xt, want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("k", [1, SMALL_MATMUL, SMALL_MATMUL + 3])
+def test_matmul_matches_numpy(k):
+    rng = np.random.default_rng(k)
+    a, b, v = rng.normal(size=(2, 4, k)), rng.normal(size=(2, k, 3)), rng.normal(size=k)
+    np.testing.assert_allclose(matmul(a, b), a @ b, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(matmul(a, v), a @ v, rtol=1e-12, atol=1e-12)
 
 
 def test_cholesky_of_a_non_pd_matrix_is_not_finite():
