@@ -9,6 +9,7 @@ Posteriors over fixed points and over the line-attractor score come from samplin
 f_s(x) = a(x)^T v_s, v_s ~ q(v), and solving f_s(x) = 0 by batched Newton from many starts (vmapped over
 samples and starts); stability and the score use ``ssmneuro.analysis.fixed_points.classify`` and
 ``ssmneuro.analysis.linear`` (continuous time: tau = 1 / |Re mu|, score = log2(tau_1 / tau_2)).
+``limit_cycle`` follows a drift function (e.g. the posterior mean) to its attracting cycle.
 """
 
 from __future__ import annotations
@@ -98,6 +99,29 @@ def _deduplicate(points, tol):
         if all(np.linalg.norm(p - q) > tol for q in kept):
             kept.append(p)
     return np.array(kept).reshape(-1, points.shape[-1] if points.ndim == 2 else 0)
+
+
+def limit_cycle(f, x0, dt, duration):
+    """Follow dx = f(x) dt (Euler steps of dt) from x0 for `duration` and read a cycle off the second half.
+
+    Args:
+        f: x (D,) -> f(x) (D,), e.g. ``model.drift_function(params)``.  x0: (D,) start.
+    Returns:
+        (points (K, D): the second half of the path, period (s): mean time between upward crossings of
+        x_1 through its mean over those points; NaN with fewer than two crossings, e.g. at a stable point).
+    """
+    num_steps = int(round(duration / dt))
+
+    def step(x, _):
+        x = x + dt * f(x)
+        return x, x
+
+    _, path = jax.jit(lambda x: jax.lax.scan(step, x, None, length=num_steps))(jnp.asarray(x0))
+    points = np.asarray(path[num_steps // 2 :])
+    centred = points[:, 0] - points[:, 0].mean()
+    ups = np.flatnonzero((centred[:-1] < 0) & (centred[1:] >= 0))
+    period = float(np.mean(np.diff(ups)) * dt) if len(ups) > 1 else np.nan
+    return points, period
 
 
 class ScorePosterior(NamedTuple):

@@ -147,7 +147,8 @@ class _GPSDEMethods:
         if isinstance(kern, SSL):
             return kern.init_params(D, key, weight=1.0, bias=1.0, center_scale=0.5 * spread, boundary_scale=0.5)
         if isinstance(kern, RBF):
-            speed = float(np.sqrt(np.mean(np.diff(X, axis=1) ** 2) / self.dt**2 / D)) if X.shape[1] > 1 else 1.0
+            # k(x, x) = Var f_d: the mean square of dX_d / dt per latent dimension
+            speed = float(np.sqrt(np.mean(np.diff(X, axis=1) ** 2) / self.dt**2)) if X.shape[1] > 1 else 1.0
             return kern.init_params(D, lengthscale=spread, variance=max(speed, 1.0) ** 2)
         return kern.init_params(D)
 

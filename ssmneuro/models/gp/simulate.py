@@ -5,7 +5,7 @@
   tau = 0.4. Each rotation is the discrete map x -> rot_scale R(theta) (x - fp) + fp per 10 ms bin,
   turned into a continuous-time drift A (x - fp) with A = (rot_scale R(theta) - I) / 0.01.
 - ``van_der_pol_drift``: dx1 = s x2,  dx2 = s (mu (1 - x1^2) x2 - x1): a stable limit cycle around an
-  unstable focus at the origin (mu < 2).
+  unstable focus at the origin (mu < 2); ``van_der_pol_benchmark`` sees it through spikes.
 """
 
 from __future__ import annotations
@@ -81,3 +81,30 @@ def two_regime_benchmark(key, num_trials=30, num_neurons=50, duration=2.5, dt=1e
     d = 6.0 + jax.random.normal(k_d, (num_neurons,))
     spikes = jax.vmap(lambda k, x: spikes_from_latents(k, x, C, d, dt))(jax.random.split(k_s, num_trials), xs)
     return dict(latents=xs, spikes=spikes, weights=C, biases=d, dt=dt)
+
+
+def van_der_pol_benchmark(key, num_trials=8, num_near_focus=4, num_neurons=120, duration=3.0, dt=5e-3, scale=3.0,
+                          mu=1.0, speed=4.0, focus_radius=1.0, weight_scale=1.0, bias=3.0):
+    """A Van der Pol oscillator seen through point-process spikes (the GP-SDE test system).
+
+    Latent drift f(x) = scale * van_der_pol_drift(x / scale, mu, speed) with unit diffusion: a limit cycle of
+    amplitude ~2 scale around an unstable focus at 0 with Jacobian speed [[0, 1], [-1, mu]] (eigenvalues
+    2 +- 3.46i at mu = 1, speed = 4). The cycle repels paths away from the focus within ~1 s, so trials started
+    on or outside the cycle never visit it: the first num_near_focus trials start uniformly in the disk of
+    radius focus_radius around the focus, the others uniformly in the square [-2 scale, 2 scale]^2.
+    Readout C ~ N(0, weight_scale^2), d = bias; softplus rates; binary spikes per dt step.
+    Returns:
+        dict(latents (B, T, 2), spikes (B, T, N), weights (N, 2), biases (N,), dt, drift (the true f: (2,) -> (2,))).
+    """
+    drift = lambda x: scale * van_der_pol_drift(x / scale, mu=mu, speed=speed)
+    T = int(round(duration / dt))
+    k_out, k_r, k_a, k_x, k_c, k_s = jax.random.split(key, 6)
+    x0 = jax.random.uniform(k_out, (num_trials, 2), minval=-2 * scale, maxval=2 * scale)
+    radius = focus_radius * jnp.sqrt(jax.random.uniform(k_r, (num_near_focus,)))
+    angle = 2 * jnp.pi * jax.random.uniform(k_a, (num_near_focus,))
+    x0 = x0.at[:num_near_focus].set(radius[:, None] * jnp.stack([jnp.cos(angle), jnp.sin(angle)], 1))
+    xs = jax.vmap(lambda k, x: euler_maruyama(k, drift, x, T, dt))(jax.random.split(k_x, num_trials), x0)
+    C = weight_scale * jax.random.normal(k_c, (num_neurons, 2))
+    d = jnp.full(num_neurons, bias)
+    spikes = jax.vmap(lambda k, x: spikes_from_latents(k, x, C, d, dt))(jax.random.split(k_s, num_trials), xs)
+    return dict(latents=xs, spikes=spikes, weights=C, biases=d, dt=dt, drift=drift)
