@@ -179,7 +179,7 @@ class WaveSSM(eqx.Module):
         else:
             if not 0.0 < float(nu_init) < 1.0:
                 raise ValueError(f"nu_init must lie in (0, 1) or be 'spread', got {nu_init}")
-            nu0 = jnp.full((dim, num_velocities), float(nu_init))
+            nu0 = jnp.full((dim, num_velocities), float(nu_init), dtype=float)  # not weakly typed: see test_model
         self.nu_logit = velocity_logit(nu0)
         self.nu_proj = (jax.random.normal(k_p, (dim, num_velocities, dim)) * 0.02) if mode == "input" else None
         self.mode, self.fixed_nu, self.num_cells, self.parallel = mode, float(fixed_nu), num_cells, parallel

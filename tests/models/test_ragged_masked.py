@@ -26,9 +26,10 @@ def fitted():
         rng = np.random.default_rng(0)
         lengths = rng.integers(50, 401, size=20)
         ys, ms, xs = [], [], []
-        for i, T in enumerate(lengths):
-            _, x, y = true_model.sample(p, jax.random.key(100 + i), int(T))
-            ys.append(np.asarray(y)), xs.append(np.asarray(x))
+        for i, T in enumerate(lengths):  # sampled at the longest length and cut: one compiled sampler
+            _, x, y = true_model.sample(p, jax.random.key(100 + i), int(lengths.max()))
+            x, y = np.asarray(x)[:T], np.asarray(y)[:T]
+            ys.append(y), xs.append(x)
             ms.append(rng.random(y.shape) > 0.1)
         observed = [np.where(m, y, np.nan) for y, m in zip(ys, ms)]
         model = RSLDS(4, 2, 8, transitions="recurrent_only")

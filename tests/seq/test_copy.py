@@ -70,11 +70,10 @@ def test_smoke_every_arm_learns(tmp_path):
     tiny = dict(d_model=16, n_layers=1, state_dim=4, s5_state_dim=16, n_heads=2, num_cells=4)
     for arm in ARMS:
         res = copy_cli.train_copy(arm, max_len=4, seed=0, steps=200, batch_size=16, lr=1e-2, eval_every=100,
-                                  eval_size=32, gen_eval_size=8, model_kwargs=tiny, verbose=False,
-                                  length_factors=(1,))
+                                  eval_size=32, model_kwargs=tiny, verbose=False, length_factors=())
         first, last = res["curve"][0]["train_loss"], res["curve"][-1]["train_loss"]
         assert last < first - 0.3, (arm, first, last)
-        assert np.isfinite(res["final"]["L4"]["eval_loss"])
+        assert np.isfinite(res["curve"][-1]["eval_loss"])  # greedy generation: test_cli_writes_json
 
 
 def test_cli_writes_json(tmp_path):
