@@ -102,7 +102,7 @@ def figure_curves(runs, out):
         row[1].axhline(0.9, color="0.7", lw=0.8)
         row[1].legend(fontsize=7, loc="lower right")
         row[0].set_title(f"L = {L} (models {', '.join(params)} parameters)")
-    fig.suptitle("Figure 2: copy task, every run (solid: default arm settings; dotted: variants, --sequential or other seeds)")
+    fig.suptitle("Figure 2: copy task, every run (solid: default arm settings; dotted: variants, --scan sequential or other seeds)")
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)

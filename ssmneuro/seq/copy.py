@@ -1,12 +1,17 @@
 """Copy-task harness: train one arm, record curves, write JSON.
 
     python -m ssmneuro.seq.copy --model nuwave-mamba --max-len 20 --seed 0 --out run.json [--steps 4000]
+        [--time-limit 600] [--stop-at 0.9] [--scan auto|parallel|sequential]
 
 Every ``--eval-every`` steps the fixed evaluation set (512 strings of length L, the same for every arm and
 seed) is scored under teacher forcing. Greedy string accuracy equals teacher-forced string accuracy
 exactly (if every forced prediction is right, greedy generation feeds itself the true tokens, and
 conversely), so the curves use the cheap forced score; at the end greedy generation is run for real at
 L, 2L and 4L (length generalisation) and its string/character accuracies are recorded too.
+
+On a CPU the SSM arms train about twice as fast with ``--scan sequential`` (the default there, "auto"): the
+selective recurrence then runs as one fused ``lax.scan`` that never stores the (T, E, Ns) transition and
+input arrays, whose memory traffic dominates the associative scan's step on a CPU.
 """
 
 from __future__ import annotations
@@ -182,14 +187,17 @@ def parse_args(argv=None):
     p.add_argument("--nu-mode", default="channel", choices=("channel", "input"))
     p.add_argument("--nu-init", default="0.5", help="float in (0,1) or 'spread'")
     p.add_argument("--conv-width", type=int, default=4, help="Mamba's conv width")
-    p.add_argument("--sequential", action="store_true", help="lax.scan instead of associative scans")
+    p.add_argument("--scan", default="auto", choices=("auto", "parallel", "sequential"),
+                   help="SSM scans: associative (parallel) or lax.scan loops (sequential); auto = sequential on a "
+                        "CPU, where the fused selective loop trains ~2x faster, parallel elsewhere")
     return p.parse_args(argv)
 
 
 def main(argv=None):
     a = parse_args(argv)
     nu_init = a.nu_init if a.nu_init == "spread" else float(a.nu_init)
-    kwargs = dict(d_model=a.d_model, n_layers=a.layers, parallel=not a.sequential)
+    parallel = a.scan == "parallel" or (a.scan == "auto" and jax.default_backend() != "cpu")
+    kwargs = dict(d_model=a.d_model, n_layers=a.layers, parallel=parallel)
     if a.model in ("mamba", "nuwave-mamba", "nuwave-fixed1"):
         kwargs["state_dim"] = a.state_dim
     if a.model == "mamba":

@@ -129,11 +129,13 @@ def wave_kernel(nu, readout, length):
 
 
 def causal_convolution(u, kernel):
-    """y_t = sum_{k <= t} K_k u_{t-k}: u (T, D), K (T, D) -> (T, D); a sum of shifts for short T, FFT for long."""
+    """y_t = sum_{k <= t} K_k u_{t-k}: u (T, D), K (T, D) -> (T, D); for short T one contraction with the
+    lower-triangular Toeplitz matrices K_{t-s} (T, T, D) (a batched matrix product), FFT for long T."""
     T = u.shape[0]
     if T <= 128:
-        padded = jnp.concatenate([jnp.zeros_like(u), u])
-        return sum(kernel[k] * padded[T - k : 2 * T - k] for k in range(T))
+        lag = jnp.arange(T)[:, None] - jnp.arange(T)[None, :]
+        toeplitz = jnp.where((lag >= 0)[..., None], kernel[jnp.clip(lag, 0)], 0.0)
+        return jnp.einsum("tsd,sd->td", toeplitz, u)
     n = 2 * T
     return jnp.fft.irfft(jnp.fft.rfft(u, n, axis=0) * jnp.fft.rfft(kernel, n, axis=0), n, axis=0)[:T]
 
