@@ -129,13 +129,11 @@ def wave_kernel(nu, readout, length):
 
 
 def causal_convolution(u, kernel):
-    """y_t = sum_{k <= t} K_k u_{t-k}: u (T, D), K (T, D) -> (T, D); for short T one contraction with the
-    lower-triangular Toeplitz matrices K_{t-s} (T, T, D) (a batched matrix product), FFT for long T."""
+    """y_t = sum_{k <= t} K_k u_{t-k}: u (T, D), K (T, D) -> (T, D); for short T one contraction with each
+    channel's lower-triangular Toeplitz matrix [K_{t-s}] (D, T, T) (a batched matrix product), FFT for long T."""
     T = u.shape[0]
     if T <= 128:
-        lag = jnp.arange(T)[:, None] - jnp.arange(T)[None, :]
-        toeplitz = jnp.where((lag >= 0)[..., None], kernel[jnp.clip(lag, 0)], 0.0)
-        return jnp.einsum("tsd,sd->td", toeplitz, u)
+        return jnp.einsum("dts,sd->td", lower_toeplitz(kernel.T), u)
     n = 2 * T
     return jnp.fft.irfft(jnp.fft.rfft(u, n, axis=0) * jnp.fft.rfft(kernel, n, axis=0), n, axis=0)[:T]
 
