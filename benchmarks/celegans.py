@@ -2,13 +2,14 @@
 forward / reversal locomotion?
 
     python benchmarks/celegans.py [--quick] [--iters 50] [--seed 0] [--fits 12] [--states 3] [--screen-iters 0]
-                                  [--batched] [--warm] [--tol 1e-5] [--cache DIR]
+                                  [--batched] [--warm] [--tol 1e-5] [--cache DIR] [--restarts 3]
 
 ``--batched``: the fits run side by side in one vmapped program (``RSLDS.fit(num_fits=...)``, seeds
 ``jax.random.split(key(seed), fits)``) instead of one after another; ``--warm`` repeats each worm's
 fitting once more to show the cost without compilation; ``--screen-iters S``: ``fit(num_fits=fits,
 screen_iters=S)``, each seed runs S iterations, the best is refitted in full; ``--tol``: ``fit(tol=...)``;
-``--cache DIR``: the persistent compilation cache (a second run of the script then skips compilation).
+``--cache DIR``: the persistent compilation cache (a second run of the script then skips compilation);
+``--restarts R``: ``fit(num_restarts=R)``, the AR-HMM restarts of the initialisation (default 3).
 
 Per worm: RSLDS(K=3, D=4, recurrent transitions, Gaussian emissions) on the traces
 (gcamp/trace_array, z-scored per neuron), Laplace-EM; ``--fits`` fits from the seeds
@@ -52,7 +53,7 @@ def majority_balanced_accuracy(states, labels):
     return 0.5 * (tpr + tnr)
 
 
-def fit_worm_batched(traces, seed=0, num_iters=50, num_states=3, latent_dim=4, num_fits=1, warm=False):
+def fit_worm_batched(traces, seed=0, num_iters=50, num_states=3, latent_dim=4, num_fits=1, warm=False, restarts=3):
     """``RSLDS.fit(num_fits=...)``: all fits in one vmapped program -> (states, timing, result, elbos)."""
     import jax
 
@@ -62,7 +63,8 @@ def fit_worm_batched(traces, seed=0, num_iters=50, num_states=3, latent_dim=4, n
 
     def timed():
         t0, c0 = time.perf_counter(), time.process_time()
-        result = model.fit(traces, key=jax.random.key(seed), num_iters=num_iters, num_fits=num_fits, verbose=False)
+        result = model.fit(traces, key=jax.random.key(seed), num_iters=num_iters, num_fits=num_fits, verbose=False,
+                           num_restarts=restarts)
         return result, time.perf_counter() - t0, time.process_time() - c0
 
     result, wall, cpu = timed()
@@ -74,7 +76,8 @@ def fit_worm_batched(traces, seed=0, num_iters=50, num_states=3, latent_dim=4, n
     return states, timing, result, [float(np.max(e)) for e in result.all_elbos]
 
 
-def fit_worm(traces, seed=0, num_iters=50, num_states=3, latent_dim=4, num_fits=1, screen_iters=0, tol=None):
+def fit_worm(traces, seed=0, num_iters=50, num_states=3, latent_dim=4, num_fits=1, screen_iters=0, tol=None,
+             restarts=3):
     """Best-ELBO of ``num_fits`` fits (seeds ``jax.random.split(key(seed), num_fits)``), one after another ->
     (states, timing dict, result, elbos). screen_iters > 0: ``fit(screen_iters=...)``: each seed runs only
     that many iterations and the best one is fitted again for ``num_iters``."""
@@ -86,7 +89,7 @@ def fit_worm(traces, seed=0, num_iters=50, num_states=3, latent_dim=4, num_fits=
     t0, c0 = time.perf_counter(), time.process_time()
     if screen_iters or num_fits == 1:
         result = model.fit(traces, key=jax.random.key(seed), num_iters=num_iters, verbose=False, tol=tol,
-                           num_fits=num_fits, screen_iters=screen_iters)
+                           num_fits=num_fits, screen_iters=screen_iters, num_restarts=restarts)
         first_wall, first_cpu = time.perf_counter() - t0, time.process_time() - c0
         later = None
     else:  # full fits one after another: time the first (with compilation) and the later ones apart
@@ -94,7 +97,7 @@ def fit_worm(traces, seed=0, num_iters=50, num_states=3, latent_dim=4, num_fits=
         results, walls, cpus = [], [], []
         for k in keys:
             t1, c1 = time.perf_counter(), time.process_time()
-            results.append(model.fit(traces, key=k, num_iters=num_iters, verbose=False, tol=tol))
+            results.append(model.fit(traces, key=k, num_iters=num_iters, verbose=False, tol=tol, num_restarts=restarts))
             walls.append(time.perf_counter() - t1), cpus.append(time.process_time() - c1)
         kept = int(np.argmax([np.max(r.elbos) for r in results]))
         result = results[kept]._replace(all_elbos=[r.elbos for r in results], kept_fit=kept)
@@ -120,6 +123,7 @@ def main(argv=None):
     ap.add_argument("--batched", action="store_true", help="all fits in one vmapped program (fit(num_fits=...))")
     ap.add_argument("--warm", action="store_true", help="time each worm's fitting a second time (compiled)")
     ap.add_argument("--tol", type=float, default=None, help="fit(tol=...): stop a fit once converged")
+    ap.add_argument("--restarts", type=int, default=3, help="fit(num_restarts=...): AR-HMM restarts at initialisation")
     ap.add_argument("--cache", default=None, help="ssmneuro.enable_compilation_cache(CACHE) first")
     args = ap.parse_args(argv)
     if args.cache:
@@ -137,10 +141,10 @@ def main(argv=None):
         traces, rev = load_worm(path)
         if args.batched:
             states, timing, result, elbos = fit_worm_batched(traces, args.seed, iters, args.states,
-                                                             num_fits=args.fits, warm=args.warm)
+                                                             num_fits=args.fits, warm=args.warm, restarts=args.restarts)
         else:
             fit = lambda: fit_worm(traces, args.seed, iters, args.states, num_fits=args.fits,
-                                   screen_iters=args.screen_iters, tol=args.tol)
+                                   screen_iters=args.screen_iters, tol=args.tol, restarts=args.restarts)
             states, timing, result, elbos = fit()
             if args.warm:
                 warm = fit()[1]
@@ -153,7 +157,8 @@ def main(argv=None):
     screen = f" after {args.screen_iters} iterations, refitted" if args.screen_iters else ""
     screen += ", batched (one vmapped program)" if args.batched else ""
     tol = f", tol {args.tol:g}" if args.tol else ""
-    print(f"\nK={args.states}, D=4, up to {iters} iterations{tol}, best ELBO of {args.fits} fits per worm{screen}")
+    print(f"\nK={args.states}, D=4, up to {iters} iterations{tol}, best ELBO of {args.fits} fits per worm{screen}, "
+          f"{args.restarts} AR-HMM restarts")
     print("| worm | T | N | balanced accuracy | peer (ssm) | wall s (all fits) | CPU s (all fits) "
           "| CPU s first fit (incl. compile) | CPU s per later fit | warm CPU s (all fits, compiled) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -169,9 +174,10 @@ def main(argv=None):
           f"{fmt(np.mean(warm) if warm else None)} |")
     name = "celegans" + ("" if args.states == 3 else f"_K{args.states}") + (
         f"_screen{args.screen_iters}" if args.screen_iters else "") + ("_batched" if args.batched else "") + (
-        "_quick" if args.quick else "")
+        f"_restarts{args.restarts}" if args.restarts != 3 else "") + ("_quick" if args.quick else "")
     out = Path(__file__).resolve().parent / "results" / f"{name}.json"
     out.write_text(json.dumps(dict(iters=iters, seed=args.seed, fits=args.fits, states=args.states, latents=4,
+                                   restarts=args.restarts,
                                    screen_iters=args.screen_iters, batched=args.batched, tol=args.tol,
                                    rows=rows, mean_balanced_accuracy=mean_ba), indent=1))
 

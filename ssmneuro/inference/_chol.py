@@ -132,7 +132,7 @@ def chol_inverse(chol):
     """P^{-1} = (U^{-1})^T U^{-1} for P = U U^T, symmetric by construction; chol (..., D, D)."""
     eye = jnp.broadcast_to(jnp.eye(chol.shape[-1], dtype=chol.dtype), chol.shape)
     inv_chol = tri_solve(chol, eye)
-    return mT(inv_chol) @ inv_chol
+    return matmul(mT(inv_chol), inv_chol)
 
 
 def solve(a, b):

@@ -31,8 +31,8 @@ import jax
 import jax.numpy as jnp
 
 from ssmneuro.inference import block_tridiag_parallel
-from ssmneuro.inference._chol import (chol_inverse, cholesky, cho_solve, mT, symmetrize, tri_solve,
-                                      tri_solve_transpose_vec, tri_solve_vec)
+from ssmneuro.inference._chol import (chol_inverse, cholesky, cholesky_and_solve, matmul, mT, solve_triangular,
+                                      symmetrize, tri_solve_transpose_vec, tri_solve_vec)
 
 
 class BlockTridiagPosterior(NamedTuple):
@@ -55,33 +55,39 @@ class BlockTridiagPosterior(NamedTuple):
 
 
 class _ForwardMessages(NamedTuple):
-    """Schur complements of J.  chol_precisions: (T, D, D) lower U_t with U_t U_t^T = P_t; info: (T, D) eta_t."""
+    """The block Cholesky factor of J.  chol_precisions: (T, D, D) lower U_t with U_t U_t^T = P_t;
+    whitened_info: (T, D) v_t = U_t^{-1} eta_t; whitened_cross: (T-1, D, D) W_t^T = J_{t+1,t} U_t^{-T}."""
 
     chol_precisions: jax.Array
-    info: jax.Array
+    whitened_info: jax.Array
+    whitened_cross: jax.Array
 
 
 def _forward(J_diag, J_lower, h):
-    """P_{t+1} = J_{t+1,t+1} - W^T W and eta_{t+1} = h_{t+1} - W^T U_t^{-1} eta_t, W = U_t^{-1} J_{t+1,t}^T."""
+    """P_{t+1} = J_{t+1,t+1} - W_t^T W_t and eta_{t+1} = h_{t+1} - W_t^T v_t, where U_t, W_t = U_t^{-1} J_{t+1,t}^T
+    and v_t = U_t^{-1} eta_t come out of one fused pass (``cholesky_and_solve``) per step."""
+    D = h.shape[-1]
 
     def step(carry, inputs):
-        chol_prev, eta_prev = carry
-        J_tt, J_cross, h_t = inputs
-        W = tri_solve(chol_prev, J_cross.T)
-        chol = cholesky(symmetrize(J_tt - W.T @ W))
-        eta = h_t - W.T @ tri_solve_vec(chol_prev, eta_prev)
-        return (chol, eta), (chol, eta)
+        P, eta = carry
+        J_cross, J_next, h_next = inputs
+        chol, solved = cholesky_and_solve(symmetrize(P), jnp.concatenate([J_cross, eta[None]], 0))
+        Wt, v = solved[:D], solved[D]
+        return (J_next - matmul(Wt, mT(Wt)), h_next - matmul(Wt, v)), (chol, v, Wt)
 
-    first = (cholesky(symmetrize(J_diag[0])), h[0])
-    _, (chols, etas) = jax.lax.scan(step, first, (J_diag[1:], J_lower, h[1:]))
-    return _ForwardMessages(jnp.concatenate([first[0][None], chols]), jnp.concatenate([first[1][None], etas]))
+    (P_last, eta_last), (chols, vs, Wts) = jax.lax.scan(step, (J_diag[0], h[0]), (J_lower, J_diag[1:], h[1:]))
+    chol_last = cholesky(symmetrize(P_last))
+    v_last = tri_solve_vec(chol_last, eta_last)
+    return _ForwardMessages(jnp.concatenate([chols, chol_last[None]]), jnp.concatenate([vs, v_last[None]]), Wts)
 
 
 def _backward_gains(messages, J_lower):
-    """G_t = P_t^{-1} J_{t+1,t}^T (T, D, D), with G_T = 0, and b_t = P_t^{-1} eta_t (T, D)."""
-    chols, etas = messages
-    gains = jnp.concatenate([cho_solve(chols[:-1], mT(J_lower)), jnp.zeros_like(chols[:1])])
-    return gains, cho_solve(chols, etas[..., None])[..., 0]
+    """G_t = P_t^{-1} J_{t+1,t}^T = U_t^{-T} W_t (T, D, D), with G_T = 0, and b_t = P_t^{-1} eta_t = U_t^{-T} v_t
+    (T, D); batched triangular solves outside any loop."""
+    chols, vs, Wts = messages
+    transpose_solve = lambda U, B: solve_triangular(U, B, lower=True, trans=1)
+    gains = jnp.concatenate([transpose_solve(chols[:-1], mT(Wts)), jnp.zeros_like(chols[:1])])
+    return gains, tri_solve_transpose_vec(chols, vs)
 
 
 def _backward_affine(gains, offsets):
@@ -89,7 +95,7 @@ def _backward_affine(gains, offsets):
 
     def step(x_next, inputs):
         G, b = inputs
-        x = b - G @ x_next
+        x = b - matmul(G, x_next)
         return x, x
 
     _, x = jax.lax.scan(step, jnp.zeros_like(offsets[0]), (gains, offsets), reverse=True)
@@ -101,7 +107,7 @@ def _backward_covs(gains, chols):
 
     def step(cov_next, inputs):
         G, Q = inputs
-        cov = symmetrize(Q + G @ cov_next @ G.T)
+        cov = symmetrize(Q + matmul(matmul(G, cov_next), mT(G)))
         return cov, cov
 
     _, covs = jax.lax.scan(step, jnp.zeros_like(chols[0]), (gains, chol_inverse(chols)), reverse=True)
@@ -109,9 +115,8 @@ def _backward_covs(gains, chols):
 
 
 def _log_det_and_quadratic(messages):
-    chols, etas = messages
-    log_det = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chols, axis1=-2, axis2=-1)))
-    return log_det, jnp.sum(tri_solve_vec(chols, etas) ** 2)
+    log_det = 2.0 * jnp.sum(jnp.log(jnp.diagonal(messages.chol_precisions, axis1=-2, axis2=-1)))
+    return log_det, jnp.sum(messages.whitened_info ** 2)
 
 
 def _posterior_sequential(J_diag, J_lower, h):
@@ -119,7 +124,7 @@ def _posterior_sequential(J_diag, J_lower, h):
     gains, offsets = _backward_gains(messages, J_lower)
     means = _backward_affine(gains, offsets)
     covs = _backward_covs(gains, messages.chol_precisions)
-    cross_covs = -covs[1:] @ mT(gains[:-1])
+    cross_covs = -matmul(covs[1:], mT(gains[:-1]))
     return (means, covs, cross_covs) + _log_det_and_quadratic(messages)
 
 
