@@ -28,10 +28,16 @@ ids = lambda m: type(m).__name__ + ("" if getattr(m, "parallel", True) else "-se
 
 
 def python_loop(cell, params, x0, inputs):
-    """The reference: x_t = f(x_{t-1}, u_t) in a Python loop (T, D)."""
+    """The reference: x_t = f(x_{t-1}, u_t) in a Python loop (T, D).
+
+    Each step is one call of the cell, compiled on its own (``jax.jit`` of the cell alone, no scan, no
+    solver code): the same operations as the op-by-op loop (equal up to rounding), but a T = 500 loop
+    takes ~0.05 s instead of ~2.5 s of per-op dispatch and compilation.
+    """
+    step = jax.jit(cell)
     x, out = x0, []
     for u in inputs:
-        x = cell(params, x, u)
+        x = step(params, x, u)
         out.append(x)
     return jnp.stack(out)
 
@@ -213,13 +219,14 @@ def test_elk_step_equals_dense_levenberg_marquardt(parallel, diagonal):
     params, x0, inputs = gru_problem(D, T=T, seed=3)
     guess = jax.random.normal(jax.random.PRNGKey(4), (T, D))
     prev = shift(guess, x0)
-    fx = apply_cell(cells.gru, params, prev, inputs)
-    J = dense_jacobians(cells.gru, params, prev, inputs)
+    # each call jitted: one compiled program instead of dozens of op-by-op compilations (same operations)
+    fx = jax.jit(apply_cell, static_argnums=0)(cells.gru, params, prev, inputs)
+    J = jax.jit(dense_jacobians, static_argnums=0)(cells.gru, params, prev, inputs)
     if diagonal:
         J = jnp.diagonal(J, axis1=1, axis2=2)
-        got = quasi_elk_step(J, fx, prev, guess, trust, parallel)
+        got = jax.jit(quasi_elk_step, static_argnums=5)(J, fx, prev, guess, trust, parallel)
     else:
-        got = elk_step(J, fx, prev, guess, trust, parallel)
+        got = jax.jit(elk_step, static_argnums=5)(J, fx, prev, guess, trust, parallel)
     np.testing.assert_allclose(got, dense_lm_step(J, fx, prev, guess, x0, trust), atol=1e-10, rtol=0)
 
 
@@ -234,9 +241,11 @@ def test_analytic_diagonal_jacobians_equal_jacfwd(name):
     rule = cells.DIAGONAL_JACOBIANS[cell]
     prev = jax.random.normal(jax.random.PRNGKey(8), (6, D))
     inputs = jax.random.normal(jax.random.PRNGKey(9), (6, 2))
-    dense = jnp.diagonal(dense_jacobians(cell, params, prev, inputs), axis1=1, axis2=2)
-    np.testing.assert_allclose(jax.vmap(rule, (None, 0, 0))(params, prev, inputs), dense, atol=1e-12)
-    np.testing.assert_allclose(probed_diagonal(cell, params, prev, inputs), dense, atol=1e-12)
+    # each side jitted: one compiled program instead of dozens of op-by-op ones (same operations)
+    dense = jnp.diagonal(jax.jit(dense_jacobians, static_argnums=0)(cell, params, prev, inputs), axis1=1, axis2=2)
+    np.testing.assert_allclose(jax.jit(jax.vmap(rule, (None, 0, 0)))(params, prev, inputs), dense, atol=1e-12)
+    np.testing.assert_allclose(jax.jit(probed_diagonal, static_argnums=0)(cell, params, prev, inputs), dense,
+                               atol=1e-12)
 
 
 @pytest.mark.parametrize("method", [DEER(), QuasiDEER()], ids=ids)
