@@ -9,7 +9,8 @@ import pytest
 
 from ssmneuro.models import RSLDS
 from ssmneuro.models.components.transitions import FAMILIES as TRANSITIONS
-from ssmneuro.models.fitting.estep import StepData, emission_quadratic, expected_log_joint, precision_blocks
+from ssmneuro.models.fitting.estep import (StepData, emission_quadratic, expected_emission_log_prob, expected_log_joint,
+                                          precision_blocks)
 
 
 @pytest.fixture(autouse=True)
@@ -74,7 +75,7 @@ def test_block_hessian_matches_autodiff(emissions, transitions):
 
 def test_gaussian_emission_quadratic_equals_generic_path():
     """Newton's fast path for Gaussian emissions (diagonal R): the quadratic built once per E-step gives the
-    same L(x), gradient and block precision as the per-neuron log-density, masked entries included (NaN there
+    same L(x), gradient, block precision and expected emission term of the ELBO as the per-neuron log-density, masked entries included (NaN there
     does not leak into the quadratic)."""
     model, p, x, step, probs, pairs = make_case("gaussian", "recurrent", padded=True)
     quad = emission_quadratic(model, p, step._replace(emissions=jnp.where(step.masks > 0, step.emissions, jnp.nan)))
@@ -85,3 +86,7 @@ def test_gaussian_emission_quadratic_equals_generic_path():
     np.testing.assert_allclose(jax.grad(fast)(x), jax.grad(generic)(x), rtol=1e-10, atol=1e-12)
     for a, b in zip(precision_blocks(model, p, x, step, probs, pairs, quad), precision_blocks(model, p, x, step, probs, pairs)):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    A = jax.random.normal(jax.random.key(9), (T, D, D))
+    covs = A @ jnp.swapaxes(A, -1, -2) + 0.1 * jnp.eye(D)  # E_q[log p(y | x)] under q(x_t) = N(x_t, covs_t)
+    np.testing.assert_allclose(expected_emission_log_prob(model, p, x, covs, step, quad),
+                               expected_emission_log_prob(model, p, x, covs, step), rtol=1e-12)

@@ -201,13 +201,15 @@ def newton_step(model, params, x, step, q_probs, q_pairs, parallel=False, quad=N
     return x_new, jnp.where(improved, values[best] - value, 0.0), jnp.sum(grad * direction), value, post
 
 
-def laplace_posterior_at_mode(model, params, x0, step, q_probs, q_pairs, max_steps=10, tol=1e-6, parallel=False):
+def laplace_posterior_at_mode(model, params, x0, step, q_probs, q_pairs, max_steps=10, tol=1e-6, parallel=False,
+                              quad=None):
     """Damped Newton from x0 until the Newton decrement g^T J^{-1} g < tol (1 + |L|) (then one full step);
     -> core BlockTridiagPosterior at the mode (means = x*, covs = J(x*)^{-1} blocks).
 
     The loop body runs at most max_steps + 1 times: the last pass only evaluates the posterior at the final
-    point (so the posterior code is compiled once, not again outside the loop)."""
-    quad = emission_quadratic(model, params, step)
+    point (so the posterior code is compiled once, not again outside the loop). quad: ``emission_quadratic``
+    (built here if None)."""
+    quad = emission_quadratic(model, params, step) if quad is None else quad
 
     def cond(c):
         return ~c[2]
@@ -239,15 +241,19 @@ def discrete_potentials(model, params, means, covs, cross_covs, step):
     return jnp.log(params.initial.probs), log_Ps, ll
 
 
-def expected_emission_log_prob(model, params, means, covs, step):
-    """sum_t E_q[log p(y_t | x_t)] ~ sum_t log p(y_t | m_t) + 1/2 tr(H_t S_t)."""
+def expected_emission_log_prob(model, params, means, covs, step, quad=None):
+    """sum_t E_q[log p(y_t | x_t)] ~ sum_t log p(y_t | m_t) + 1/2 tr(H_t S_t) (exact for Gaussian emissions;
+    from ``quad`` if given: H_t = -quad.precisions[t])."""
+    if quad is not None:
+        return jnp.sum(emission_terms(model, params, means, step, quad)) - 0.5 * jnp.sum(quad.precisions * covs)
     f = lambda m, S, y, yp, k: expected_log_prob(model, params.emissions, m, S, y, yp, k)
     return jnp.sum(jax.vmap(f)(means, covs, step.emissions, step.prev_emissions, step.masks))
 
 
 def e_step(model, params, x0, q_probs, q_pairs, step, max_newton=10, parallel=False):
     """One trial's E-step: q(x) by Newton/Laplace given q(z), then q(z) given q(x). -> (Posterior, elbo)."""
-    qx = laplace_posterior_at_mode(model, params, x0, step, q_probs, q_pairs, max_newton, parallel=parallel)
+    quad = emission_quadratic(model, params, step)
+    qx = laplace_posterior_at_mode(model, params, x0, step, q_probs, q_pairs, max_newton, parallel=parallel, quad=quad)
     x = qx.means
     log_init, log_Ps, ll = discrete_potentials(model, params, x, qx.covs, qx.cross_covs, step)
     from ssmneuro.inference.hmm import hmm_smoother
@@ -256,7 +262,7 @@ def e_step(model, params, x0, q_probs, q_pairs, step, max_newton=10, parallel=Fa
     T, D = x.shape
     num_padded = T - jnp.sum(step.valid)
     entropy = 0.5 * T * D * (1.0 + LOG_2PI) - 0.5 * qx.log_det_precision
-    elbo = (qz.log_likelihood + expected_emission_log_prob(model, params, x, qx.covs, step) + entropy
+    elbo = (qz.log_likelihood + expected_emission_log_prob(model, params, x, qx.covs, step, quad) + entropy
             - num_padded * 0.5 * D * (1.0 + LOG_2PI))
     post = Posterior(qz.smoothed_probs, x, qx.covs, qx.cross_covs, qz.expected_transitions)
     return post, elbo
