@@ -81,7 +81,7 @@ def _forward(J_diag, J_lower, h):
     return _ForwardMessages(jnp.concatenate([chols, chol_last[None]]), jnp.concatenate([vs, v_last[None]]), Wts)
 
 
-def _backward_gains(messages, J_lower):
+def _backward_gains(messages):
     """G_t = P_t^{-1} J_{t+1,t}^T = U_t^{-T} W_t (T, D, D), with G_T = 0, and b_t = P_t^{-1} eta_t = U_t^{-T} v_t
     (T, D); batched triangular solves outside any loop."""
     chols, vs, Wts = messages
@@ -121,7 +121,7 @@ def _log_det_and_quadratic(messages):
 
 def _posterior_sequential(J_diag, J_lower, h):
     messages = _forward(J_diag, J_lower, h)
-    gains, offsets = _backward_gains(messages, J_lower)
+    gains, offsets = _backward_gains(messages)
     means = _backward_affine(gains, offsets)
     covs = _backward_covs(gains, messages.chol_precisions)
     cross_covs = -matmul(covs[1:], mT(gains[:-1]))
@@ -129,13 +129,13 @@ def _posterior_sequential(J_diag, J_lower, h):
 
 
 def _solve_sequential(J_diag, J_lower, rhs):
-    return _backward_affine(*_backward_gains(_forward(J_diag, J_lower, rhs), J_lower))
+    return _backward_affine(*_backward_gains(_forward(J_diag, J_lower, rhs)))
 
 
 def _sample_sequential(J_diag, J_lower, h, eps):
     """x_t = b_t - G_t x_{t+1} + U_t^{-T} eps_t; eps (..., T, D)."""
     messages = _forward(J_diag, J_lower, h)
-    gains, offsets = _backward_gains(messages, J_lower)
+    gains, offsets = _backward_gains(messages)
     noise = tri_solve_transpose_vec(messages.chol_precisions, eps)
     flat = noise.reshape((-1,) + h.shape)
     samples = jax.vmap(lambda n: _backward_affine(gains, offsets + n))(flat)
