@@ -159,11 +159,13 @@ def main():
                     help="skip a dynamax run whose estimated time exceeds this")
     ap.add_argument("--ops", nargs="+", choices=list(OURS), default=list(OURS), help="operations to time")
     ap.add_argument("--cells", nargs="+", metavar="D,N,T", help="problem sizes instead of the grid")
+    ap.add_argument("--out", help="JSON path (default: benchmarks/results/inference[_subset|_quick].json)")
     args = ap.parse_args()
     cells = [tuple(int(v) for v in c.split(",")) for c in args.cells] if args.cells else None
     subset = cells is not None or args.ops != list(OURS)
     path = RESULTS.with_name("inference_subset.json" if subset else "inference_quick.json" if args.quick
                              else "inference.json")
+    path = Path(args.out) if args.out else path
 
     def save(records):
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -68,8 +68,8 @@ def bench_layers(lengths, D, repeats):
     return rows
 
 
-def bench_bandwidth(num_elements, repeats):
-    T, D = num_elements // 256, 256
+def bench_bandwidth(num_elements, repeats, D=256):
+    T = num_elements // D
     a = jax.random.uniform(jax.random.PRNGKey(0), (T, D), minval=0.5, maxval=1.0)
     b = jax.random.normal(jax.random.PRNGKey(1), (T, D))
     copy = jax.jit(lambda a, b: (a + 0.0, b + 0.0))  # read a, b and write 2 arrays: 4 arrays' traffic
@@ -92,12 +92,15 @@ def main():
     p.add_argument("--quick", action="store_true", help="T = 1024 only, small bandwidth test (< 1 min)")
     p.add_argument("--lengths", type=int, nargs="+", default=[1024, 16384, 65536])
     p.add_argument("--dim", type=int, default=64)
+    p.add_argument("--bandwidth-shape", type=int, nargs=2, metavar=("T", "D"), default=None,
+                   help="array shape of the bandwidth test (default 65536 x 256; 4096 x 256 with --quick)")
     p.add_argument("--out", default=str(Path(__file__).parent / "results" / "seq.json"))
     a = p.parse_args()
     lengths = [1024] if a.quick else a.lengths
     repeats = 2 if a.quick else 3
     layer_rows = bench_layers(lengths, a.dim, repeats)
-    bw_rows = bench_bandwidth(2**20 if a.quick else 2**24, repeats)
+    T_bw, D_bw = a.bandwidth_shape or ((4096 if a.quick else 65536), 256)
+    bw_rows = bench_bandwidth(T_bw * D_bw, repeats, D_bw)
 
     print(f"\n### Layers, batch 1, D = {a.dim}, float32, backend {jax.default_backend()}\n")
     print("| layer | T | parallel tok/s | step-loop tok/s | parallel / step |")

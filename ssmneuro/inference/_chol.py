@@ -137,10 +137,16 @@ def chol_inverse(chol):
 
 def solve(a, b):
     """a^{-1} b for a general square (..., D, D) ``a`` and (..., D, M) ``b``: Gaussian elimination with
-    partial pivoting, unrolled (no LAPACK, see the module docstring) for D <= SMALL."""
-    D = a.shape[-1]
-    if D > SMALL:
+    partial pivoting, unrolled (no LAPACK, see the module docstring) for D <= SMALL on the CPU. Elsewhere
+    (GPU), and for larger D, the library's batched LU, which also compiles several times faster."""
+    if a.shape[-1] > SMALL or jax.default_backend() != "cpu":
         return jnp.linalg.solve(a, b)
+    return solve_unrolled(a, b)
+
+
+def solve_unrolled(a, b):
+    """``solve`` as unrolled Gaussian elimination with partial pivoting (plain jnp, no library call)."""
+    D = a.shape[-1]
     batch = jnp.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     A, B = jnp.broadcast_to(a, batch + a.shape[-2:]), jnp.broadcast_to(b, batch + b.shape[-2:])
     rows = jnp.arange(D)

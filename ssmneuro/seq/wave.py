@@ -18,6 +18,7 @@ from __future__ import annotations
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jax.scipy.special import gammaln
 
 # ---------------------------------------------------------------- the scan over polynomials in S
 
@@ -118,14 +119,32 @@ def wave_recurrence(nu, b):
     return jax.lax.scan(step, jnp.zeros_like(b[0]), (nu, b))[1]
 
 
+def binomial_pulses(nu, num_cells, length):
+    """The wave's impulse responses in closed form: P[k, ..., i] = (M(nu)^k e_1)_i = C(k, i) nu^i (1 - nu)^(k - i)
+    (zero for i > k), a binomial pulse moving at speed nu. nu (...) in (0, 1] -> (length, ..., N).
+
+    Computed in log space, log C(k, i) = sum_{j < i} log(k - j) - log i!, so that k up to 10^5 costs no
+    sequential loop (the pulses of all lags at once) and no cancellation of large log-factorials.
+    """
+    dtype = jnp.result_type(nu, float)
+    k = jnp.arange(length, dtype=dtype).reshape((length,) + (1,) * jnp.ndim(nu) + (1,))
+    i = jnp.arange(num_cells, dtype=dtype)
+    log_falling = jnp.cumsum(jnp.log(jnp.maximum(k - i + 1.0, 1.0)), axis=-1) - jnp.log(jnp.maximum(k + 1.0, 1.0))
+    log_binom = log_falling - gammaln(i + 1.0)
+    nu = jnp.asarray(nu, dtype)[..., None]
+    lag = k - i
+    safe_nu = jnp.where(nu < 1.0, nu, 0.5)  # (1 - nu)^0 = 1 also at nu = 1, with finite gradients
+    log_stay = jnp.where(lag > 0, lag * jnp.log1p(-safe_nu), 0.0)
+    pulse = jnp.exp(log_binom + i * jnp.log(nu) + log_stay)
+    at_one = (lag == 0).astype(dtype)  # nu = 1: the exact shift register
+    return jnp.where(lag < 0, 0.0, jnp.where(nu < 1.0, pulse, at_one))
+
+
 def wave_kernel(nu, readout, length):
     """Impulse response of a time-invariant wave SSM read out by w: K_k = <w, M(nu)^k e_1>, k < length.
-
-    M^k e_1 has entries C(k, i) nu^i (1 - nu)^(k - i) (a binomial pulse moving at speed nu).
-    nu (D, V), readout w (D, V, N) -> K (length, D) summed over V.
+    nu (D, V), readout w (D, V, N) -> K (length, D) summed over V (``binomial_pulses``: no sequential loop).
     """
-    impulse = jnp.zeros((length,) + readout.shape, readout.dtype).at[0, ..., 0].set(1.0)
-    return jnp.einsum("kdvn,dvn->kd", wave_recurrence(nu, impulse), readout)
+    return jnp.einsum("kdvn,dvn->kd", binomial_pulses(nu, readout.shape[-1], length), readout)
 
 
 def causal_convolution(u, kernel):

@@ -8,7 +8,8 @@ import pytest
 from scipy.special import comb
 
 from ssmneuro.seq.selective import CausalConv
-from ssmneuro.seq.wave import WaveSSM, toeplitz_scan, truncated_polymul, wave_coefficients
+from ssmneuro.seq.wave import (WaveSSM, binomial_pulses, toeplitz_scan, truncated_polymul, wave_coefficients,
+                               wave_recurrence)
 from tests.seq.seq_reference import step_loop
 
 TOL = dict(rtol=1e-10, atol=1e-10)
@@ -114,6 +115,19 @@ def test_impulse_response_is_binomial():
     np.testing.assert_allclose(h, comb(k, i) * nu**i * (1 - nu) ** (k - i), **TOL)
     centre = (h[:6] * np.arange(N)).sum(1) / h[:6].sum(1)  # before mass leaves the last cell
     np.testing.assert_allclose(centre, nu * np.arange(6), atol=1e-10)
+
+
+def test_closed_form_pulses_equal_the_recurrence_and_its_gradient():
+    """The kernel's closed form (log-space binomials, no loop) against the two-term recurrence over 2000 lags,
+    at velocities near 0 and 1 and at exactly 1 (the shift register), and d/dnu of a readout of them."""
+    nu = jnp.asarray([[0.02, 0.5], [0.999, 1.0]])
+    T, N = 2000, 6
+    impulse = jnp.zeros((T,) + nu.shape + (N,)).at[0, ..., 0].set(1.0)
+    np.testing.assert_allclose(binomial_pulses(nu, N, T), wave_recurrence(nu, impulse), rtol=1e-10, atol=1e-13)
+    w = jax.random.normal(jax.random.PRNGKey(7), (T, N))
+    grad_closed = jax.grad(lambda n: jnp.sum(binomial_pulses(n, N, T) * w[:, None]))(jnp.asarray([0.3, 0.97]))
+    grad_loop = jax.grad(lambda n: jnp.sum(wave_recurrence(n, impulse[:, 0]) * w[:, None]))(jnp.asarray([0.3, 0.97]))
+    np.testing.assert_allclose(grad_closed, grad_loop, rtol=1e-9)
 
 
 def test_long_sequences_use_an_fft_convolution_that_matches_the_scan():
