@@ -1,6 +1,8 @@
 """Figures of the copy-task study.
 
-    python benchmarks/copy_figures.py [--runs benchmarks/results/copy] [--out docs/figures]
+    python benchmarks/copy_figures.py [--runs benchmarks/results/copy] [--out docs/figures] [--curves-name NAME]
+
+(the GPU runs: --runs benchmarks/results/gpu/copy --curves-name seq_copy_curves_gpu.png)
 
 Figure 1 (seq_waves.png): hidden state of the shift SSM (nu = 1) and of nu-Wave SSMs (nu < 1) on 24 cells
 driven by a few input pulses: each pulse travels down the cells at velocity nu (dashed lines t -> nu t),
@@ -112,14 +114,15 @@ def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--runs", default=str(ROOT / "benchmarks" / "results" / "copy"))
     p.add_argument("--out", default=str(ROOT / "docs" / "figures"))
+    p.add_argument("--curves-name", default="seq_copy_curves.png", help="file name of Figure 2")
     a = p.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     figure_waves(out / "seq_waves.png")
     runs = load_runs(a.runs)
     if runs:
-        figure_curves(runs, out / "seq_copy_curves.png")
-    print(f"wrote {out / 'seq_waves.png'}" + (f" and {out / 'seq_copy_curves.png'} ({len(runs)} runs)" if runs else ""))
+        figure_curves(runs, out / a.curves_name)
+    print(f"wrote {out / 'seq_waves.png'}" + (f" and {out / a.curves_name} ({len(runs)} runs)" if runs else ""))
 
 
 if __name__ == "__main__":
