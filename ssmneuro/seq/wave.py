@@ -129,11 +129,11 @@ def binomial_pulses(nu, num_cells, length):
     dtype = jnp.result_type(nu, float)
     k = jnp.arange(length, dtype=dtype).reshape((length,) + (1,) * jnp.ndim(nu) + (1,))
     i = jnp.arange(num_cells, dtype=dtype)
-    log_falling = jnp.cumsum(jnp.log(jnp.maximum(k - i + 1.0, 1.0)), axis=-1) - jnp.log(jnp.maximum(k + 1.0, 1.0))
+    log_falling = jnp.cumsum(jnp.log(jnp.maximum(k - i + 1.0, 1.0)), axis=-1) - jnp.log(k + 1.0)
     log_binom = log_falling - gammaln(i + 1.0)
     nu = jnp.asarray(nu, dtype)[..., None]
     lag = k - i
-    safe_nu = jnp.where(nu < 1.0, nu, 0.5)  # (1 - nu)^0 = 1 also at nu = 1, with finite gradients
+    safe_nu = jnp.where(nu < 1.0, nu, 0.5)  # no log(0) at nu = 1 (handled below), so gradients stay finite
     log_stay = jnp.where(lag > 0, lag * jnp.log1p(-safe_nu), 0.0)
     pulse = jnp.exp(log_binom + i * jnp.log(nu) + log_stay)
     at_one = (lag == 0).astype(dtype)  # nu = 1: the exact shift register
