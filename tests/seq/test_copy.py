@@ -65,6 +65,27 @@ def test_greedy_string_accuracy_equals_teacher_forced(corrupt):
         np.testing.assert_allclose(tf[1], 1 - np.mean(wrong) / L)
 
 
+def test_nu_lr_scale_multiplies_only_the_velocity_steps():
+    """--nu-lr-scale: the same gradients give nu-logit steps scaled by the factor and every other step unchanged."""
+    import equinox as eqx
+    from ssmneuro.seq.model import build_model
+
+    model = build_model("nuwave-mamba", 30, key=jax.random.PRNGKey(0), d_model=8, n_layers=1, state_dim=2, num_cells=3)
+    params = eqx.filter(model, eqx.is_inexact_array)
+    grads = jax.tree.map(lambda p: 1e-3 * jnp.ones_like(p), params)
+    steps = {}
+    for scale in (1.0, 10.0):
+        opt = copy_cli.make_optimiser(1e-2, 100, warmup=1, nu_lr_scale=scale)
+        _, state = opt.update(grads, opt.init(params), params)  # step 0 of the warm-up has learning rate 0
+        steps[scale], _ = opt.update(grads, state, params)
+    mask = copy_cli.velocity_mask(params)
+    flags = jax.tree.leaves(mask)
+    assert sum(flags) == 1  # one WaveSSM, one nu_logit array
+    for flag, s1, s10 in zip(flags, jax.tree.leaves(steps[1.0]), jax.tree.leaves(steps[10.0])):
+        assert np.max(np.abs(s1)) > 0
+        np.testing.assert_allclose(s10, 10.0 * s1 if flag else s1, rtol=1e-6)
+
+
 def test_smoke_every_arm_learns(tmp_path):
     """~200 steps with tiny models: the training loss drops for every arm (CI smoke test)."""
     tiny = dict(d_model=16, n_layers=1, state_dim=4, s5_state_dim=16, n_heads=2, num_cells=4)
