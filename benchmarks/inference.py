@@ -163,9 +163,8 @@ def main():
     args = ap.parse_args()
     cells = [tuple(int(v) for v in c.split(",")) for c in args.cells] if args.cells else None
     subset = cells is not None or args.ops != list(OURS)
-    path = RESULTS.with_name("inference_subset.json" if subset else "inference_quick.json" if args.quick
-                             else "inference.json")
-    path = Path(args.out) if args.out else path
+    path = Path(args.out) if args.out else RESULTS.with_name(
+        "inference_subset.json" if subset else "inference_quick.json" if args.quick else "inference.json")
 
     def save(records):
         path.parent.mkdir(parents=True, exist_ok=True)

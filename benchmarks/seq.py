@@ -68,8 +68,7 @@ def bench_layers(lengths, D, repeats):
     return rows
 
 
-def bench_bandwidth(num_elements, repeats, D=256):
-    T = num_elements // D
+def bench_bandwidth(T, D, repeats):
     a = jax.random.uniform(jax.random.PRNGKey(0), (T, D), minval=0.5, maxval=1.0)
     b = jax.random.normal(jax.random.PRNGKey(1), (T, D))
     copy = jax.jit(lambda a, b: (a + 0.0, b + 0.0))  # read a, b and write 2 arrays: 4 arrays' traffic
@@ -100,7 +99,7 @@ def main():
     repeats = 2 if a.quick else 3
     layer_rows = bench_layers(lengths, a.dim, repeats)
     T_bw, D_bw = a.bandwidth_shape or ((4096 if a.quick else 65536), 256)
-    bw_rows = bench_bandwidth(T_bw * D_bw, repeats, D_bw)
+    bw_rows = bench_bandwidth(T_bw, D_bw, repeats)
 
     print(f"\n### Layers, batch 1, D = {a.dim}, float32, backend {jax.default_backend()}\n")
     print("| layer | T | parallel tok/s | step-loop tok/s | parallel / step |")
