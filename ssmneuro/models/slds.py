@@ -93,7 +93,8 @@ class _SwitchingModel:
         data: (T, N) array or list of (T_i, N); inputs: same layout with U columns; masks: bool, True =
         observed. params: start here instead of the default initialisation (then key may be None).
         num_restarts: AR-HMM restarts inside the default initialisation (the best AR-HMM likelihood starts the
-        fit); on real recordings 16 with several fits did better than the default 3 (docs: troubleshooting).
+        fit); many restarts make every seed start alike, which costs the diversity num_fits needs (docs:
+        troubleshooting).
         num_fits: run this many fits from the seeds ``jax.random.split(key, num_fits)`` side by side (one
         vmapped program) and keep the one with the highest ELBO; fit f is the same as
         ``fit(..., key=jax.random.split(key, num_fits)[f])``. On a 2-core CPU this costs about as much as the

@@ -78,6 +78,23 @@ def expected_log_transitions(family, params, x, u, expected_transitions) -> Arra
     return jnp.sum(expected_transitions * log_transition_matrices(family, params, x, u))
 
 
+def log_transition_hessians(family, params, x, u, pairs) -> Array:
+    """(T, D, D) Hessians in x_t of sum_ij pairs[t, i, j] log p(z_{t+1}=j | z_t=i, x_t, u_t), in closed form:
+
+        -R^T (sum_i w_ti (diag(s_ti) - s_ti s_ti^T)) R,   s_ti = p(z_{t+1} | z_t=i, x_t, u_t),  w_ti = sum_j pairs[t, i, j]
+
+    (zero for families whose logits do not depend on x). x (T, D), u (T, U), pairs (T, K, K)."""
+    T, D = x.shape
+    if family not in ("recurrent", "recurrent_only"):
+        return jnp.zeros((T, D, D), x.dtype)
+    probs = jnp.exp(jax.vmap(lambda xt, ut: log_transition_matrix_at(family, params, xt, ut))(x, u))  # (T, K, K)
+    w = jnp.sum(pairs, -1)                                                                            # (T, K)
+    mean = jnp.einsum("ti,tij->tj", w, probs)
+    curvature = jax.vmap(jnp.diag)(mean) - jnp.einsum("ti,tij,tik->tjk", w, probs, probs)             # (T, K, K)
+    R = params.recurrent_weights
+    return -jnp.einsum("jd,tjk,ke->tde", R, curvature, R)
+
+
 def closed_form_update(expected_counts, stickiness=0.0) -> StandardTransitions:
     """MAP log P from summed pairwise marginals (K, K) under a Dirichlet(1 + stickiness * I) prior."""
     K = expected_counts.shape[0]

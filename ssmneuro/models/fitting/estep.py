@@ -118,8 +118,7 @@ def unary_terms(model, params, x, step, q_probs, q_pairs, quad=None):
 
 
 def unary_hessians(model, params, x, step, q_probs, q_pairs, quad=None):
-    """(T, D, D) Hessians of the unary terms, the initial state's included (emissions and initial state
-    in closed form, recurrent transitions by jax.hessian)."""
+    """(T, D, D) Hessians of the unary terms, the initial state's included (all in closed form)."""
     u, valid, pairs = step.inputs, step.valid, _padded_pairs(q_pairs, step.valid)
     D = x.shape[1]
     if quad is not None:
@@ -129,9 +128,7 @@ def unary_hessians(model, params, x, step, q_probs, q_pairs, quad=None):
         H = jax.vmap(em)(x, step.emissions, step.prev_emissions, step.masks)
     H = H - (1.0 - valid)[:, None, None] * jnp.eye(D, dtype=x.dtype)
     if model.transitions not in trans.CLOSED_FORM:
-        f = lambda x_t, u_t, p_t: jnp.sum(
-            p_t * trans.log_transition_matrix_at(model.transitions, params.transitions, x_t, u_t))
-        H = H + jax.vmap(jax.hessian(f))(x, u, pairs)
+        H = H + trans.log_transition_hessians(model.transitions, params.transitions, x, u, pairs)
     return H.at[0].add(-initial_precision(params, q_probs[0]))
 
 
@@ -187,14 +184,19 @@ def newton_posterior(model, params, x, step, q_probs, q_pairs, parallel=False, q
 
 
 def newton_step(model, params, x, step, q_probs, q_pairs, parallel=False, quad=None):
-    """One damped Newton step on L: x + s J^{-1} grad L, s chosen from LINE_SEARCH_STEPS (or 0).
+    """One damped Newton step on L: x + s J^{-1} grad L, s = 1 if that improves L, else the best of the shorter
+    LINE_SEARCH_STEPS (or 0).
     -> (new x, gain in L, Newton decrement g^T J^{-1} g, posterior at x)."""
     objective = lambda z: expected_log_joint(model, params, z, step, q_probs, q_pairs, quad)
     value, post, grad = newton_posterior(model, params, x, step, q_probs, q_pairs, parallel, quad)
     direction = post.means - x
+    finite = lambda v: jnp.where(jnp.isfinite(v), v, -jnp.inf)
     sizes = jnp.asarray(LINE_SEARCH_STEPS, x.dtype)
-    values = jax.vmap(lambda s: objective(x + s * direction))(sizes)
-    values = jnp.where(jnp.isfinite(values), values, -jnp.inf)
+    full = finite(objective(x + direction))
+    # the full step nearly always improves L near the mode: search the shorter steps only when it does not
+    backtrack = lambda: finite(jax.vmap(lambda s: objective(x + s * direction))(sizes[1:]))
+    shorter = jax.lax.cond(full > value, lambda: jnp.full(sizes.shape[0] - 1, -jnp.inf, x.dtype), backtrack)
+    values = jnp.concatenate([full[None], shorter])
     best = jnp.argmax(values)
     improved = values[best] > value
     x_new = jnp.where(improved, x + sizes[best] * direction, x)
