@@ -26,3 +26,20 @@ def release_compiled_code():
     yield
     jax.clear_caches()
     gc.collect()
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """Under ``--dist loadfile``, each notebook is a work unit of its own (not the whole test_notebooks.py).
+
+    Every notebook runs in its own kernel and shares nothing with the others; as one unit the six (~7 min)
+    ran on one worker at the end of the run while the other worker idled.
+    """
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class NotebooksApart(LoadFileScheduling):
+        def _split_scope(self, nodeid):
+            return nodeid if nodeid.startswith("tests/test_notebooks.py::") else super()._split_scope(nodeid)
+
+    return NotebooksApart(config, log)
