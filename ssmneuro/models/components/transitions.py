@@ -81,7 +81,8 @@ def expected_log_transitions(family, params, x, u, expected_transitions) -> Arra
 def log_transition_hessians(family, params, x, u, pairs) -> Array:
     """(T, D, D) Hessians in x_t of sum_ij pairs[t, i, j] log p(z_{t+1}=j | z_t=i, x_t, u_t), in closed form:
 
-        -R^T (sum_i w_ti (diag(s_ti) - s_ti s_ti^T)) R,   s_ti = p(z_{t+1} | z_t=i, x_t, u_t),  w_ti = sum_j pairs[t, i, j]
+        -R^T (sum_i w_ti (diag(s_ti) - s_ti s_ti^T)) R,
+        s_ti = p(z_{t+1} | z_t=i, x_t, u_t),  w_ti = sum_j pairs[t, i, j]
 
     (zero for families whose logits do not depend on x). x (T, D), u (T, U), pairs (T, K, K)."""
     T, D = x.shape

@@ -30,7 +30,7 @@ from ssmneuro.models.components.emissions import expected_log_prob, family, valu
 from ssmneuro.models.params import Posterior
 
 LOG_2PI = 1.8378770664093453
-LINE_SEARCH_STEPS = (1.0, 0.5, 0.25, 0.125, 0.0625, 0.015625)
+MAX_HALVINGS = 6  # Newton's line search: step sizes 1, 1/2, ..., 1/64
 
 
 class StepData(NamedTuple):
@@ -184,23 +184,24 @@ def newton_posterior(model, params, x, step, q_probs, q_pairs, parallel=False, q
 
 
 def newton_step(model, params, x, step, q_probs, q_pairs, parallel=False, quad=None):
-    """One damped Newton step on L: x + s J^{-1} grad L, s = 1 if that improves L, else the best of the shorter
-    LINE_SEARCH_STEPS (or 0).
-    -> (new x, gain in L, Newton decrement g^T J^{-1} g, posterior at x)."""
+    """One damped Newton step on L: x + s J^{-1} grad L with s = 1, halved (up to MAX_HALVINGS times) until L
+    improves, else no step. Near the mode the full step is taken after one evaluation of L (a while loop, so
+    also under vmap, where a cond would evaluate both branches).
+    -> (new x, gain in L, Newton decrement g^T J^{-1} g, L at x, posterior at x)."""
     objective = lambda z: expected_log_joint(model, params, z, step, q_probs, q_pairs, quad)
     value, post, grad = newton_posterior(model, params, x, step, q_probs, q_pairs, parallel, quad)
     direction = post.means - x
-    finite = lambda v: jnp.where(jnp.isfinite(v), v, -jnp.inf)
-    sizes = jnp.asarray(LINE_SEARCH_STEPS, x.dtype)
-    full = finite(objective(x + direction))
-    # the full step nearly always improves L near the mode: search the shorter steps only when it does not
-    backtrack = lambda: finite(jax.vmap(lambda s: objective(x + s * direction))(sizes[1:]))
-    shorter = jax.lax.cond(full > value, lambda: jnp.full(sizes.shape[0] - 1, -jnp.inf, x.dtype), backtrack)
-    values = jnp.concatenate([full[None], shorter])
-    best = jnp.argmax(values)
-    improved = values[best] > value
-    x_new = jnp.where(improved, x + sizes[best] * direction, x)
-    return x_new, jnp.where(improved, values[best] - value, 0.0), jnp.sum(grad * direction), value, post
+    at = lambda size: jnp.nan_to_num(objective(x + size * direction), nan=-jnp.inf, posinf=-jnp.inf)
+
+    def halve(c):
+        halvings, size, _ = c
+        return halvings + 1, 0.5 * size, at(0.5 * size)
+
+    one = jnp.ones((), x.dtype)
+    _, size, new_value = jax.lax.while_loop(lambda c: (c[2] <= value) & (c[0] < MAX_HALVINGS), halve, (0, one, at(one)))
+    improved = new_value > value
+    x_new = jnp.where(improved, x + size * direction, x)
+    return x_new, jnp.where(improved, new_value - value, 0.0), jnp.sum(grad * direction), value, post
 
 
 def laplace_posterior_at_mode(model, params, x0, step, q_probs, q_pairs, max_steps=10, tol=1e-6, parallel=False,
