@@ -136,7 +136,8 @@ def train_copy(arm, max_len=20, seed=0, steps=2000, batch_size=64, lr=2e-3, cont
     model = best[1] if best[0] >= 0 else model
     result = dict(
         model=arm, max_len=max_len, seed=seed, steps_run=curve[-1]["step"] if curve else 0, steps=steps,
-        batch_size=batch_size, lr=lr, nu_lr_scale=nu_lr_scale, context=context, eval_size=eval_size, model_kwargs=model_kwargs or {},
+        batch_size=batch_size, lr=lr, nu_lr_scale=nu_lr_scale, context=context, eval_size=eval_size,
+        model_kwargs=model_kwargs or {},
         num_params=int(count_params(model)), status=status, train_wall_s=time.time() - start,
         **{"steps_to_0.9": first_step_reaching(curve, 0.9), "steps_to_0.99": first_step_reaching(curve, 0.99)},
         best_string_acc=best[0], curve=curve, final={}, jax_backend=jax.default_backend(),
