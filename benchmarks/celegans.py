@@ -1,7 +1,7 @@
 """rSLDS on the C. elegans whole-brain recordings (Dag et al. 2023): do unsupervised states line up with
 forward / reversal locomotion?
 
-    python benchmarks/celegans.py [--quick] [--iters 50] [--seed 0] [--fits 12] [--states 3] [--screen-iters 0]
+    python benchmarks/celegans.py [--quick] [--iters 50] [--seed 0] [--fits 1] [--states 3] [--screen-iters 0]
                                   [--batched] [--warm] [--tol 1e-5] [--cache DIR] [--restarts 3]
 
 ``--batched``: the fits run side by side in one vmapped program (``RSLDS.fit(num_fits=...)``, seeds
@@ -116,7 +116,7 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="one worm, 10 iterations")
     ap.add_argument("--iters", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--fits", type=int, default=12, help="full fits per worm, highest ELBO kept")
+    ap.add_argument("--fits", type=int, default=1, help="full fits per worm, highest ELBO kept")
     ap.add_argument("--states", type=int, default=3)
     ap.add_argument("--screen-iters", type=int, default=0,
                     help="if > 0: screen the seeds with this many iterations, then refit the best one")

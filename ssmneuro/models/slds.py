@@ -68,12 +68,14 @@ class _SwitchingModel:
         batches, groups = fdata.make_batches(self, ys, us, ms, dtype, max_buckets)
         return ys, us, ms, batches, groups
 
-    def initialize(self, key, data, inputs=None, masks=None, num_restarts=3):
-        """PCA / link-space PCA for the emissions, then an AR-HMM (best of num_restarts) -> params."""
+    def initialize(self, key, data, inputs=None, masks=None, num_restarts=3, kmeans_window=4):
+        """PCA / link-space PCA for the emissions, then an AR-HMM (best of num_restarts) -> params. The AR-HMM
+        starts from k-means on the mean step over the next ``kmeans_window`` steps (docs: troubleshooting);
+        ``fit(data, params=model.initialize(key, data, kmeans_window=w))`` fits from another window."""
         from ssmneuro.models.fitting.initialize import initialize
 
         ys, us, ms, batches, groups = self._prepare(data, inputs, masks)
-        return initialize(self, key, ys, us, ms, batches, groups, num_restarts)[0]
+        return initialize(self, key, ys, us, ms, batches, groups, num_restarts, kmeans_window=kmeans_window)[0]
 
     # ------------------------------------------------------------ fitting
     def _iteration(self, max_newton, parallel):

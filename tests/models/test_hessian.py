@@ -90,3 +90,25 @@ def test_gaussian_emission_quadratic_equals_generic_path():
     covs = A @ jnp.swapaxes(A, -1, -2) + 0.1 * jnp.eye(D)  # E_q[log p(y | x)] under q(x_t) = N(x_t, covs_t)
     np.testing.assert_allclose(expected_emission_log_prob(model, p, x, covs, step, quad),
                                expected_emission_log_prob(model, p, x, covs, step), rtol=1e-12)
+
+
+@pytest.mark.parametrize("transitions", TRANSITIONS)
+def test_expected_log_transitions_equal_the_per_step_matrices(transitions):
+    """The decomposed sum_ij pairs_tij log p_t[i, j] (logits and row log-normalisers, no (T, K, K) log matrices)
+    and the vectorised log matrices equal the per-step matrices of ``log_transition_matrix_at``, whose rows
+    are normalised probabilities (float64)."""
+    from ssmneuro.models.components import transitions as trans
+
+    model, p, x, step, probs, pairs = make_case("poisson", transitions, padded=False)
+    if transitions in ("recurrent", "inputdriven"):  # an unnormalised log P: the rows still normalise
+        p = p._replace(transitions=p.transitions._replace(
+            log_transition_matrix=jax.random.normal(jax.random.key(3), (K, K))))
+    per_step = np.stack([trans.log_transition_matrix_at(transitions, p.transitions, x[t], step.inputs[t])
+                         for t in range(T - 1)])
+    np.testing.assert_allclose(np.exp(per_step).sum(-1), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(trans.log_transition_matrices(transitions, p.transitions, x, step.inputs), per_step,
+                               rtol=1e-12, atol=1e-12)
+    terms = trans.expected_log_transition_terms(transitions, p.transitions, x[:-1], step.inputs[:-1], pairs)
+    np.testing.assert_allclose(terms, np.sum(np.asarray(pairs) * per_step, (1, 2)), rtol=1e-12)
+    np.testing.assert_allclose(trans.expected_log_transitions(transitions, p.transitions, x, step.inputs, pairs),
+                               np.sum(np.asarray(pairs) * per_step), rtol=1e-12)

@@ -70,12 +70,55 @@ def log_transition_matrix_at(family, params, x, u) -> Array:
 
 def log_transition_matrices(family, params, x, u) -> Array:
     """(T-1, K, K): entry t is log p(z_{t+1} | z_t, x_t, u_t); x (T, D), u (T, U)."""
-    return jax.vmap(lambda xt, ut: log_transition_matrix_at(family, params, xt, ut))(x[:-1], u[:-1])
+    return _log_matrices(family, params, x[:-1], u[:-1])
+
+
+def _log_matrices(family, params, x, u) -> Array:
+    """(T, K, K) log p(z_{t+1} | z_t, x_t, u_t) at every step of x (T, D), u (T, U) (vectorised over T)."""
+    K = params.log_transition_matrix.shape[0]
+    if family in CLOSED_FORM:
+        return jnp.broadcast_to(jax.nn.log_softmax(params.log_transition_matrix, -1), (x.shape[0], K, K))
+    logits = next_state_logits(family, params, x, u)
+    if family == "recurrent_only":
+        return jnp.broadcast_to(jax.nn.log_softmax(logits, -1)[:, None, :], (x.shape[0], K, K))
+    return jax.nn.log_softmax(params.log_transition_matrix[None] + logits[:, None, :], -1)
+
+
+def next_state_logits(family, params, x, u) -> Array:
+    """(T, K): the part of the logits that varies with time, l_tj = W_j u_t [+ R_j x_t + r_j]; x (T, D), u (T, U).
+    Zero for the closed-form families."""
+    if family in CLOSED_FORM:
+        return jnp.zeros(x.shape[:1] + params.log_transition_matrix.shape[:1], x.dtype)
+    logits = u @ params.input_weights.T
+    if family in ("recurrent", "recurrent_only"):
+        logits = logits + x @ params.recurrent_weights.T + params.biases
+    return logits
+
+
+def expected_log_transition_terms(family, params, x, u, pairs) -> Array:
+    """(T,): sum_ij pairs[t, i, j] log p(z_{t+1}=j | z_t=i, x_t, u_t) for x (T, D), u (T, U), pairs (T, K, K),
+    without forming the (T, K, K) log matrices:
+
+        sum_ij pairs_tij log P_ij + sum_j c_tj l_tj - sum_i w_ti logsumexp_j (log P_ij + l_tj),
+        c_tj = sum_i pairs_tij,  w_ti = sum_j pairs_tij,  l = ``next_state_logits``
+
+    (for ``recurrent_only`` log P = 0 and the logsumexp is the same for every i)."""
+    if family in CLOSED_FORM:
+        return jnp.einsum("tij,ij->t", pairs, jax.nn.log_softmax(params.log_transition_matrix, -1))
+    # c and w do not depend on the parameters (hoisted out of an optimiser's loop); einsums, not multiply-sums,
+    # since XLA:CPU reduces small trailing axes several times slower than it runs the equivalent dot
+    logits = next_state_logits(family, params, x, u)
+    linear = jnp.einsum("tj,tj->t", jnp.sum(pairs, 1), logits)
+    if family == "recurrent_only":
+        return linear - jnp.sum(pairs, (-1, -2)) * jax.nn.logsumexp(logits, -1)
+    log_P = params.log_transition_matrix
+    normalizers = jax.nn.logsumexp(log_P[None] + logits[:, None, :], -1)                     # (T, K)
+    return jnp.einsum("tij,ij->t", pairs, log_P) + linear - jnp.einsum("ti,ti->t", jnp.sum(pairs, -1), normalizers)
 
 
 def expected_log_transitions(family, params, x, u, expected_transitions) -> Array:
     """sum_t sum_ij q(z_t=i, z_{t+1}=j) log P_t(x_t)[i, j]; expected_transitions (T-1, K, K)."""
-    return jnp.sum(expected_transitions * log_transition_matrices(family, params, x, u))
+    return jnp.sum(expected_log_transition_terms(family, params, x[:-1], u[:-1], expected_transitions))
 
 
 def log_transition_hessians(family, params, x, u, pairs) -> Array:
@@ -88,12 +131,15 @@ def log_transition_hessians(family, params, x, u, pairs) -> Array:
     T, D = x.shape
     if family not in ("recurrent", "recurrent_only"):
         return jnp.zeros((T, D, D), x.dtype)
-    probs = jnp.exp(jax.vmap(lambda xt, ut: log_transition_matrix_at(family, params, xt, ut))(x, u))  # (T, K, K)
+    probs = jnp.exp(_log_matrices(family, params, x, u))                                             # (T, K, K)
     w = jnp.sum(pairs, -1)                                                                            # (T, K)
-    mean = jnp.einsum("ti,tij->tj", w, probs)
-    curvature = jax.vmap(jnp.diag)(mean) - jnp.einsum("ti,tij,tik->tjk", w, probs, probs)             # (T, K, K)
     R = params.recurrent_weights
-    return -jnp.einsum("jd,tjk,ke->tde", R, curvature, R)
+    # R^T diag(sum_i w_ti s_ti) R - sum_i (R^T s_ti)(R^T s_ti)^T w_ti, as batched dots (T, D, D); XLA:CPU runs
+    # the (T, K, K, K) products of the direct form several times slower
+    outer_R = (R[:, :, None] * R[:, None, :]).reshape(R.shape[0], D * D)
+    diag_part = (jnp.einsum("ti,tij->tj", w, probs) @ outer_R).reshape(T, D, D)
+    projected = jnp.sqrt(w)[..., None] * jnp.einsum("tij,jd->tid", probs, R)                      # (T, K, D)
+    return jnp.einsum("tid,tie->tde", projected, projected) - diag_part
 
 
 def closed_form_update(expected_counts, stickiness=0.0) -> StandardTransitions:

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from ssmneuro.inference._chol import chol_inverse, cholesky, matmul
+from ssmneuro.inference._chol import chol_inverse, cholesky
 from ssmneuro.inference.block_tridiag import BlockTridiagPosterior, block_tridiag_posterior
 from ssmneuro.models.components import dynamics as dyn
 from ssmneuro.models.components import transitions as trans
@@ -54,13 +54,11 @@ def _padded_pairs(pairs, valid):
     return jnp.concatenate([w, jnp.zeros_like(w[:1])], axis=0)
 
 
-def prior_term(model, params, x_t, u_t, valid_t, pairs_t):
-    """Terms of L(x) that involve x_t alone, except the emissions and the initial state (scalar)."""
-    out = (1.0 - valid_t) * (-0.5 * jnp.sum(x_t**2) - 0.5 * x_t.shape[0] * LOG_2PI)
-    if model.transitions in trans.CLOSED_FORM:  # no dependence on x: a constant, kept for the value
-        return out + jnp.sum(pairs_t * jax.nn.log_softmax(params.transitions.log_transition_matrix, -1))
-    log_P = trans.log_transition_matrix_at(model.transitions, params.transitions, x_t, u_t)
-    return out + jnp.sum(pairs_t * log_P)
+def prior_terms(model, params, x, step, pairs):
+    """(T,) terms of L(x) that involve x_t alone, except the emissions and the initial state: the transitions
+    out of x_t (pairs (T, K, K), zero on the last and padded steps) and N(x_t | 0, I) on padded steps."""
+    padded = (1.0 - step.valid) * (-0.5 * jnp.sum(x**2, -1) - 0.5 * x.shape[-1] * LOG_2PI)
+    return padded + trans.expected_log_transition_terms(model.transitions, params.transitions, x, step.inputs, pairs)
 
 
 def initial_term(params, x0, probs0):
@@ -103,8 +101,8 @@ def emission_quadratic(model, params, step):
 def emission_terms(model, params, x, step, quad=None):
     """(T,) log p(y_t | x_t [, y_{t-1}]) at x (T, D): from ``quad`` if given, else the family's log_prob."""
     if quad is not None:
-        return (quad.constants + jnp.sum(quad.linear * x, -1)
-                - 0.5 * jnp.sum(x * matmul(quad.precisions, x[..., None])[..., 0], -1))
+        # an einsum (one batched dot): XLA:CPU runs the broadcast multiply-sum over T several times slower
+        return quad.constants + jnp.einsum("ti,ti->t", quad.linear, x) - 0.5 * jnp.einsum("ti,tij,tj->t", x, quad.precisions, x)
     em = family(model.emissions)
     f = lambda *a: em.log_prob(model, params.emissions, *a)
     return jax.vmap(f)(x, step.emissions, step.prev_emissions, step.masks)
@@ -112,9 +110,8 @@ def emission_terms(model, params, x, step, quad=None):
 
 def unary_terms(model, params, x, step, q_probs, q_pairs, quad=None):
     """(T,) the terms of L(x) that involve x_t alone at x (T, D) (the initial-state term excluded)."""
-    f = lambda x_t, u_t, valid_t, pairs_t: prior_term(model, params, x_t, u_t, valid_t, pairs_t)
-    prior = jax.vmap(f)(x, step.inputs, step.valid, _padded_pairs(q_pairs, step.valid))
-    return emission_terms(model, params, x, step, quad) + prior
+    return emission_terms(model, params, x, step, quad) + prior_terms(model, params, x, step,
+                                                                       _padded_pairs(q_pairs, step.valid))
 
 
 def unary_hessians(model, params, x, step, q_probs, q_pairs, quad=None):

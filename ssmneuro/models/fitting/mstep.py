@@ -138,23 +138,31 @@ def full_emission_cov_stats(emissions_params, post, step):
 
 # ---------- optimiser updates ----------
 
-def lbfgs_maximize(objective, init, num_steps=20):
-    """Maximise objective(params) with num_steps of optax L-BFGS (zoom line search); returns params.
+def lbfgs_maximize(objective, init, num_steps=20, tol=1e-5):
+    """Maximise objective(params) with at most num_steps of optax L-BFGS (zoom line search), stopping once a
+    step changes the objective by less than tol (1 + |objective|); returns params.
 
     (A backtracking line search compiles to half the code but, measured on the C. elegans recordings,
-    reached lower ELBOs: the rSLDS transitions need the curvature condition of the zoom search.)
+    reached lower ELBOs: the rSLDS transitions need the curvature condition of the zoom search. Near the
+    optimum the zoom search takes many evaluations for nothing: on NASCAR, 10 steps came within 2e-6 of 20
+    steps' objective in 40% of the time, hence the stop.)
     Returns init unchanged if the result is not finite or not better."""
     loss = lambda p: -objective(p)
     opt = optax.lbfgs()
     value_and_grad = optax.value_and_grad_from_state(loss)
 
-    def step(carry, _):
-        p, state = carry
+    def step(carry):
+        p, state, i, _, last = carry
         value, grad = value_and_grad(p, state=state)
         updates, state = opt.update(grad, state, p, value=value, grad=grad, value_fn=loss)
-        return (optax.apply_updates(p, updates), state), None
+        return optax.apply_updates(p, updates), state, i + 1, last, value
 
-    (p, _), _ = jax.lax.scan(step, (init, opt.init(init)), None, length=num_steps)
+    def going(carry):
+        _, _, i, before, last = carry
+        return (i < num_steps) & ((i < 2) | ~(jnp.abs(before - last) <= tol * (1.0 + jnp.abs(last))))
+
+    zero = jnp.zeros((), jax.tree.leaves(init)[0].dtype)
+    p = jax.lax.while_loop(going, step, (init, opt.init(init), 0, zero, zero))[0]
     values = jax.vmap(objective)(jax.tree.map(lambda a, b: jnp.stack([a, b]), p, init))
     ok = jnp.all(jnp.asarray([jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(p)]))
     ok = ok & jnp.isfinite(values[0]) & (values[0] >= values[1])
