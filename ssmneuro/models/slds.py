@@ -68,9 +68,9 @@ class _SwitchingModel:
         batches, groups = fdata.make_batches(self, ys, us, ms, dtype, max_buckets)
         return ys, us, ms, batches, groups
 
-    def initialize(self, key, data, inputs=None, masks=None, num_restarts=3, kmeans_window=4):
+    def initialize(self, key, data, inputs=None, masks=None, num_restarts=3, kmeans_window=None):
         """PCA / link-space PCA for the emissions, then an AR-HMM (best of num_restarts) -> params. The AR-HMM
-        starts from k-means on the mean step over the next ``kmeans_window`` steps (docs: troubleshooting);
+        starts from k-means on the mean step over the next ``kmeans_window`` steps (None: 4; docs: troubleshooting);
         ``fit(data, params=model.initialize(key, data, kmeans_window=w))`` fits from another window."""
         from ssmneuro.models.fitting.initialize import initialize
 

@@ -95,19 +95,31 @@ def test_gaussian_emission_quadratic_equals_generic_path():
 @pytest.mark.parametrize("transitions", TRANSITIONS)
 def test_expected_log_transitions_equal_the_per_step_matrices(transitions):
     """The decomposed sum_ij pairs_tij log p_t[i, j] (logits and row log-normalisers, no (T, K, K) log matrices)
-    and the vectorised log matrices equal the per-step matrices of ``log_transition_matrix_at``, whose rows
-    are normalised probabilities (float64)."""
+    and the vectorised log matrices equal per-step matrices written from the definitions, whose rows are
+    normalised probabilities (float64)."""
     from ssmneuro.models.components import transitions as trans
 
     model, p, x, step, probs, pairs = make_case("poisson", transitions, padded=False)
     if transitions in ("recurrent", "inputdriven"):  # an unnormalised log P: the rows still normalise
         p = p._replace(transitions=p.transitions._replace(
             log_transition_matrix=jax.random.normal(jax.random.key(3), (K, K))))
-    per_step = np.stack([trans.log_transition_matrix_at(transitions, p.transitions, x[t], step.inputs[t])
-                         for t in range(T - 1)])
+    tp = p.transitions
+
+    def reference(x_t, u_t):  # the module docstring's definitions, one step at a time
+        if transitions in ("standard", "sticky"):
+            return jax.nn.log_softmax(tp.log_transition_matrix, -1)
+        logits = tp.input_weights @ u_t
+        if transitions != "inputdriven":
+            logits = logits + tp.recurrent_weights @ x_t + tp.biases
+        log_P = 0.0 if transitions == "recurrent_only" else tp.log_transition_matrix
+        return jax.nn.log_softmax(log_P + jnp.broadcast_to(logits, (K, K)), -1)
+
+    per_step = np.stack([reference(x[t], step.inputs[t]) for t in range(T - 1)])
     np.testing.assert_allclose(np.exp(per_step).sum(-1), 1.0, rtol=1e-12)
     np.testing.assert_allclose(trans.log_transition_matrices(transitions, p.transitions, x, step.inputs), per_step,
                                rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(trans.log_transition_matrix_at(transitions, p.transitions, x[3], step.inputs[3]),
+                               per_step[3], rtol=1e-12, atol=1e-12)
     terms = trans.expected_log_transition_terms(transitions, p.transitions, x[:-1], step.inputs[:-1], pairs)
     np.testing.assert_allclose(terms, np.sum(np.asarray(pairs) * per_step, (1, 2)), rtol=1e-12)
     np.testing.assert_allclose(trans.expected_log_transitions(transitions, p.transitions, x, step.inputs, pairs),

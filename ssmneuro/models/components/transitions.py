@@ -58,14 +58,7 @@ def init_transitions(family, key, num_states, latent_dim, input_dim, self_prob=0
 
 def log_transition_matrix_at(family, params, x, u) -> Array:
     """(K, K) log p(z_{t+1} = j | z_t = i, x_t = x (D,), u_t = u (U,))."""
-    if family in CLOSED_FORM:
-        return jax.nn.log_softmax(params.log_transition_matrix, axis=-1)
-    logits = params.input_weights @ u
-    if family in ("recurrent", "recurrent_only"):
-        logits = logits + params.recurrent_weights @ x + params.biases
-    if family == "recurrent_only":
-        return jnp.broadcast_to(jax.nn.log_softmax(logits), (logits.shape[0],) * 2)
-    return jax.nn.log_softmax(params.log_transition_matrix + logits[None, :], axis=-1)
+    return _log_matrices(family, params, x[None], u[None])[0]
 
 
 def log_transition_matrices(family, params, x, u) -> Array:

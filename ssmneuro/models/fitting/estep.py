@@ -102,7 +102,8 @@ def emission_terms(model, params, x, step, quad=None):
     """(T,) log p(y_t | x_t [, y_{t-1}]) at x (T, D): from ``quad`` if given, else the family's log_prob."""
     if quad is not None:
         # an einsum (one batched dot): XLA:CPU runs the broadcast multiply-sum over T several times slower
-        return quad.constants + jnp.einsum("ti,ti->t", quad.linear, x) - 0.5 * jnp.einsum("ti,tij,tj->t", x, quad.precisions, x)
+        return (quad.constants + jnp.einsum("ti,ti->t", quad.linear, x)
+                - 0.5 * jnp.einsum("ti,tij,tj->t", x, quad.precisions, x))
     em = family(model.emissions)
     f = lambda *a: em.log_prob(model, params.emissions, *a)
     return jax.vmap(f)(x, step.emissions, step.prev_emissions, step.masks)

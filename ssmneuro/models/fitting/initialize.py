@@ -4,8 +4,9 @@
    Bernoulli the logit of smoothed probabilities; calcium the link-inverse of smoothed deconvolved
    innovations y_t - 0.9 y_{t-1}. The PCA projections are the first latents.
 2. An autoregressive HMM on those latents (EM with the core's HMM smoother; k-means on the mean step over the
-   next few frames, (x_{t+w} - x_t) / w, for the first states), ``num_restarts`` seeded restarts, the best log-likelihood kept: it gives q(z),
-   per-state dynamics and the transitions (recurrent weights by L-BFGS on its posteriors).
+   next few frames, (x_{t+w} - x_t) / w, for the first states), ``num_restarts`` seeded restarts, the best
+   log-likelihood kept: it gives q(z), per-state dynamics and the transitions (recurrent weights by L-BFGS on
+   its posteriors).
 """
 
 from functools import partial
@@ -87,9 +88,10 @@ def initial_emissions(model, ys, C, d, resid_var, dtype):
 
 
 # ------------------------------------------------------------------ autoregressive HMM
-KMEANS_WINDOW = 4  # steps averaged in the k-means features of the AR-HMM start
 # Everything after PCA runs in ONE jit-compiled program (k-means, the AR-HMM EM of every restart, the
 # transition fit): a first fit then pays one compilation instead of hundreds of small eager ones.
+
+KMEANS_WINDOW = 4  # steps averaged in the k-means features of the AR-HMM start
 
 def _kmeans_plus_plus(key, X, weights, K):
     """(K, D) k-means++ centres: the first drawn by weight, each next one with probability ∝ weight x squared
@@ -188,7 +190,7 @@ def _kmeans_labels(key, xs, batches, K, window=KMEANS_WINDOW):
     0.88 and 0.97 with time on two of the C. elegans worms), and clustering positions splits a recording
     into early and late segments instead of dynamical regimes. Several steps, not one: a single step of
     calcium-imaging latents is mostly noise; on the five C. elegans worms, 6 seeds each, single fits scored a
-    mean balanced accuracy of 0.742 with one step and 0.803 with four (docs: troubleshooting)."""
+    mean balanced accuracy of 0.742 with one step and 0.798 with four (docs: troubleshooting)."""
     feats = [_windowed_steps(x, b.valid, window) for x, b in zip(xs, batches)]
     weights = [b.valid[:, 1:] for b in batches]
     F = jnp.concatenate([f.reshape(-1, f.shape[-1]) for f in feats])
@@ -248,9 +250,10 @@ def _initialize_dynamics(model, key, xs, batches, num_restarts, arhmm_iters, kme
     return dynamics, log_pi, transitions, posts, ll
 
 
-def initialize(model, key, ys, us, ms, batches, groups, num_restarts=3, arhmm_iters=25, kmeans_window=KMEANS_WINDOW):
+def initialize(model, key, ys, us, ms, batches, groups, num_restarts=3, arhmm_iters=25, kmeans_window=None):
     """-> (SLDSParams, tuple of batched Posterior for the first Laplace-EM E-step). kmeans_window: steps averaged
-    in the k-means features of the AR-HMM start (``_kmeans_labels``)."""
+    in the k-means features of the AR-HMM start (``_kmeans_labels``; None: KMEANS_WINDOW)."""
+    kmeans_window = KMEANS_WINDOW if kmeans_window is None else kmeans_window
     if not isinstance(kmeans_window, (int, np.integer)) or kmeans_window < 1:
         raise ValueError(f"kmeans_window must be a positive integer, got {kmeans_window!r}")
     dtype = batches[0].emissions.dtype

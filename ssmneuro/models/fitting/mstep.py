@@ -143,9 +143,10 @@ def lbfgs_maximize(objective, init, num_steps=20, tol=1e-5):
     step changes the objective by less than tol (1 + |objective|); returns params.
 
     (A backtracking line search compiles to half the code but, measured on the C. elegans recordings,
-    reached lower ELBOs: the rSLDS transitions need the curvature condition of the zoom search. Near the
-    optimum the zoom search takes many evaluations for nothing: on NASCAR, 10 steps came within 2e-6 of 20
-    steps' objective in 40% of the time, hence the stop.)
+    reached lower ELBOs: the rSLDS transitions need the curvature condition of the zoom search. The stop is
+    generalised EM: an M-step need only improve. On NASCAR after 5 EM iterations the transition update took
+    4.6 ms instead of 22 ms for 20 steps, its objective 2e-4 per time step lower; the next iterations go on
+    from there, and the NASCAR and C. elegans results were measured with it.)
     Returns init unchanged if the result is not finite or not better."""
     loss = lambda p: -objective(p)
     opt = optax.lbfgs()
