@@ -97,11 +97,11 @@ def _kmeans_plus_plus(key, X, weights, K):
     """(K, D) k-means++ centres: the first drawn by weight, each next one with probability ∝ weight x squared
     distance to the nearest centre so far (Arthur & Vassilvitskii 2007)."""
     keys = jax.random.split(key, K)
-    centers = X[jax.random.choice(keys[0], X.shape[0], p=weights / jnp.sum(weights))][None]
+    draw = lambda k, w: jnp.argmax(jnp.log(w) + jax.random.gumbel(k, w.shape, w.dtype))  # index with prob. ∝ w
+    centers = X[draw(keys[0], weights)][None]
     for k in range(1, K):
-        d2 = jnp.min(((X[:, None, :] - centers[None]) ** 2).sum(-1), axis=1) * weights
-        pick = jax.random.choice(keys[k], X.shape[0], p=d2 / jnp.maximum(jnp.sum(d2), 1e-30))
-        centers = jnp.concatenate([centers, X[pick][None]])
+        d2 = jnp.min(((X[:, None, :] - centers[None]) ** 2).sum(-1), axis=1)
+        centers = jnp.concatenate([centers, X[draw(keys[k], d2 * weights)][None]])
     return centers
 
 
