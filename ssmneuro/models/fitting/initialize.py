@@ -190,7 +190,7 @@ def _kmeans_labels(key, xs, batches, K, window=KMEANS_WINDOW):
     0.88 and 0.97 with time on two of the C. elegans worms), and clustering positions splits a recording
     into early and late segments instead of dynamical regimes. Several steps, not one: a single step of
     calcium-imaging latents is mostly noise; on the five C. elegans worms, 6 seeds each, single fits scored a
-    mean balanced accuracy of 0.742 with one step and 0.798 with four (docs: troubleshooting)."""
+    mean balanced accuracy of 0.742 with one step and 0.795 with four (docs: troubleshooting)."""
     feats = [_windowed_steps(x, b.valid, window) for x, b in zip(xs, batches)]
     weights = [b.valid[:, 1:] for b in batches]
     F = jnp.concatenate([f.reshape(-1, f.shape[-1]) for f in feats])
