@@ -78,10 +78,8 @@ def _log_matrices(family, params, x, u) -> Array:
 
 
 def next_state_logits(family, params, x, u) -> Array:
-    """(T, K): the part of the logits that varies with time, l_tj = W_j u_t [+ R_j x_t + r_j]; x (T, D), u (T, U).
-    Zero for the closed-form families."""
-    if family in CLOSED_FORM:
-        return jnp.zeros(x.shape[:1] + params.log_transition_matrix.shape[:1], x.dtype)
+    """(T, K): the part of the logits that varies with time, l_tj = W_j u_t [+ R_j x_t + r_j]; x (T, D), u (T, U)
+    (families with ``RecurrentTransitions`` only; the closed-form families have none)."""
     logits = u @ params.input_weights.T
     if family in ("recurrent", "recurrent_only"):
         logits = logits + x @ params.recurrent_weights.T + params.biases
@@ -98,8 +96,8 @@ def expected_log_transition_terms(family, params, x, u, pairs) -> Array:
     (for ``recurrent_only`` log P = 0 and the logsumexp is the same for every i)."""
     if family in CLOSED_FORM:
         return jnp.einsum("tij,ij->t", pairs, jax.nn.log_softmax(params.log_transition_matrix, -1))
-    # c and w do not depend on the parameters (hoisted out of an optimiser's loop); einsums, not multiply-sums,
-    # since XLA:CPU reduces small trailing axes several times slower than it runs the equivalent dot
+    # einsums, not multiply-sums: XLA:CPU reduces small trailing axes several times slower than it runs the
+    # equivalent dot
     logits = next_state_logits(family, params, x, u)
     linear = jnp.einsum("tj,tj->t", jnp.sum(pairs, 1), logits)
     if family == "recurrent_only":

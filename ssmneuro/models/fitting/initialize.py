@@ -207,7 +207,7 @@ def _kmeans_labels(key, xs, batches, K, window=KMEANS_WINDOW):
     return labels
 
 
-def _arhmm_restart(model, key, xs, batches, num_iters, kmeans_window=KMEANS_WINDOW):
+def _arhmm_restart(model, key, xs, batches, num_iters, kmeans_window):
     """k-means start, then ``num_iters`` EM iterations -> (dynamics, log_pi, log_P, posts, log-lik.)."""
     K, D, U = model.num_states, model.latent_dim, model.input_dim
     dtype = xs[0].dtype
@@ -231,7 +231,7 @@ def _arhmm_restart(model, key, xs, batches, num_iters, kmeans_window=KMEANS_WIND
 
 
 @partial(jax.jit, static_argnums=(0, 4, 5, 6))
-def _initialize_dynamics(model, key, xs, batches, num_restarts, arhmm_iters, kmeans_window=KMEANS_WINDOW):
+def _initialize_dynamics(model, key, xs, batches, num_restarts, arhmm_iters, kmeans_window):
     """AR-HMM (best log-likelihood of ``num_restarts``) and, for recurrent transitions, their weights fitted
     by L-BFGS on its posteriors -> (dynamics, log_pi, transitions, posts, AR-HMM log-likelihood)."""
     K, D, U = model.num_states, model.latent_dim, model.input_dim
