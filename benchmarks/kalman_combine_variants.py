@@ -4,17 +4,20 @@
 
 Swaps ``filter_combine``/``smoother_combine`` of ``ssmneuro.inference.lgssm_parallel`` for versions whose
 small products are library dots or fused multiply-sums and whose solve with M = I + C_i J_j is the library's
-batched LU (twice, or factored once) or the unrolled elimination; checks each against dynamax's parallel
-smoother and times them all side by side (best of up to 20 interleaved rounds). Run on one H200 on
-2026-11-30: every variant within 7% of the others (6.6-6.8 ms against dynamax's 6.3 ms at the default cell),
-recorded in benchmarks/results/gpu/kalman_variants.json.
+batched LU (twice, or factored once), and runs the library's own combine (Woodbury, one Cholesky factor) under
+both scan schedules ("tree", "blocked"); checks each against dynamax's parallel smoother and times them all
+side by side (best of up to 20 interleaved rounds). Run on one H200 on 2026-11-30, when the library's combine
+was the LU one and an unrolled-elimination variant (since removed) was also timed: every variant within 7%
+of the others (6.6-6.8 ms against dynamax's 6.3 ms at the default cell), recorded in
+benchmarks/results/gpu/kalman_variants.json. That run did not clear JAX's caches between variants, so the
+inner jit of ``kalman_smoother`` reused the first variant's trace: all six timings are of the first variant
+(the LU combine), and the spelling of the combine is in fact untested on the GPU.
 """
 import sys, time, json
 sys.path.insert(0, "benchmarks")
 import jax, jax.numpy as jnp
 import inference as b
 import ssmneuro.inference.lgssm_parallel as lp
-from ssmneuro.inference import _chol
 from ssmneuro.inference.lgssm import kalman_smoother, kalman_filter
 
 def fm(a, c):
@@ -49,18 +52,18 @@ def make(mm, mvv, solve2):
     return filter_combine, smoother_combine
 
 lapack2 = lambda M, r1, r2: (jnp.linalg.solve(M, r1), jnp.linalg.solve(mT(M), r2))
-unrolled2 = lambda M, r1, r2: (_chol.solve_unrolled(M, r1), _chol.solve_unrolled(mT(M), r2))
 def lu2(M, r1, r2):
     lu_piv = jax.scipy.linalg.lu_factor(M)
     return jax.scipy.linalg.lu_solve(lu_piv, r1, trans=0), jax.scipy.linalg.lu_solve(lu_piv, r2, trans=1)
 
-VARIANTS = {
-    "lapack_solve+dot (current)": (dot, dotv, lapack2),
-    "unrolled_solve+dot": (dot, dotv, unrolled2),
-    "lapack_solve+fused": (fm, mv, lapack2),
-    "unrolled_solve+fused": (fm, mv, unrolled2),
-    "lu_once+dot": (dot, dotv, lu2),
-    "lu_once+fused": (fm, mv, lu2),
+LIBRARY = (lp.filter_combine, lp.smoother_combine)
+VARIANTS = {  # name: (filter_combine, smoother_combine, schedule)
+    "woodbury (library), tree": LIBRARY + ("tree",),
+    "woodbury (library), blocked": LIBRARY + ("blocked",),
+    "lapack_solve+dot, tree": make(dot, dotv, lapack2) + ("tree",),
+    "lapack_solve+fused, tree": make(fm, mv, lapack2) + ("tree",),
+    "lu_once+dot, tree": make(dot, dotv, lu2) + ("tree",),
+    "lu_once+fused, tree": make(fm, mv, lu2) + ("tree",),
 }
 cells = [tuple(int(v) for v in c.split(",")) for c in sys.argv[1:]] or [(8, 50, 100000)]
 deadline = time.time() + float(__import__("os").environ.get("BUDGET", "150"))
@@ -69,12 +72,12 @@ for D, N, T in cells:
     params, y = b.make_problem(D, N, T)
     ref = jax.block_until_ready(b.DYNAMAX["parallel_smoother"](b.dynamax_params(params), y))
     calls, names = [(b.DYNAMAX["parallel_smoother"], (b.dynamax_params(params), y))], ["dynamax"]
-    for name, (mm, mvv, s2) in VARIANTS.items():
+    for name, (fc, sc, schedule) in VARIANTS.items():
         if time.time() > deadline:
             break
-        fc, sc = make(mm, mvv, s2)
         lp.filter_combine, lp.smoother_combine = fc, sc
-        fn = jax.jit(lambda p, yy: kalman_smoother(p, yy, parallel=True).smoothed_means)
+        jax.clear_caches()  # else kalman_smoother's inner jit reuses the first variant's trace
+        fn = jax.jit(lambda p, yy, s=schedule: kalman_smoother(p, yy, parallel=s).smoothed_means)
         t0 = time.time(); compiled = fn.lower(params, y).compile(); tc = time.time() - t0
         got = jax.block_until_ready(compiled(params, y))
         print(f"{name}: compile {tc:.1f} s, max|diff| vs dynamax {float(jnp.max(jnp.abs(got - ref))):.2g}", flush=True)

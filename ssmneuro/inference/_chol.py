@@ -1,4 +1,4 @@
-"""Small batched Cholesky helpers shared by the Gaussian-chain solvers (no explicit inverses).
+"""Small batched Cholesky helpers shared by the Gaussian-chain solvers (no explicit inverses, no general solves).
 
 ``cholesky`` and ``solve_triangular`` are written in plain jnp (unrolled over the matrix size) for
 matrices up to ``SMALL`` rows. jaxlib 0.10's LAPACK kernels split a batch over XLA:CPU's thread pool and
@@ -48,13 +48,35 @@ def cholesky_and_solve(a, bt):
     return cols[..., :n, :], cols[..., n:, :]
 
 
-def _cholesky_columns(a):
+def psd_factor(a):
+    """A factor U with U U^T = a for symmetric positive semidefinite a (..., D, D), finite when a is singular.
+
+    Up to ``SMALL``: the Cholesky factor, where a pivot at or below D * eps * max_i a_ii (zero, or rounding
+    error) gives a zero column, which drops a direction of variance at most that size. Larger: from
+    ``eigh``, V diag(sqrt(max(w, 0))) (not triangular).
+    """
+    if a.shape[-1] > SMALL:
+        w, V = jnp.linalg.eigh(a)
+        return V * jnp.sqrt(jnp.clip(w, 0.0))[..., None, :]
+    diag = jnp.diagonal(a, axis1=-2, axis2=-1)
+    floor = a.shape[-1] * jnp.finfo(a.dtype).eps * jnp.max(diag, -1)
+    return _cholesky_columns(a, floor)
+
+
+def _cholesky_columns(a, floor=None):
     """The n columns of the Cholesky factor of a symmetric PD matrix whose first n columns are a (..., n + m, n):
-    right-looking, L[:, j] = a[:, j] / sqrt(a[j, j]) (rows >= j), then a -= L[:, j] L[:n, j]^T."""
+    right-looking, L[:, j] = a[:, j] / sqrt(a[j, j]) (rows >= j), then a -= L[:, j] L[:n, j]^T. With ``floor``
+    (...,), a pivot a[j, j] <= floor gives a zero column (``psd_factor``) instead of NaN."""
     n = a.shape[-1]
     rows, cols = jnp.arange(a.shape[-2]), []
     for j in range(n):
-        col = jnp.where(rows >= j, a[..., :, j] * jax.lax.rsqrt(a[..., j, j, None]), 0.0)
+        pivot = a[..., j, j]
+        if floor is None:
+            scale = jax.lax.rsqrt(pivot)
+        else:
+            positive = pivot > floor
+            scale = jnp.where(positive, jax.lax.rsqrt(jnp.where(positive, pivot, 1.0)), 0.0)
+        col = jnp.where(rows >= j, a[..., :, j] * scale[..., None], 0.0)
         a = a - col[..., :, None] * col[..., None, :n]
         cols.append(col)
     return jnp.stack(cols, -1)
@@ -133,29 +155,3 @@ def chol_inverse(chol):
     eye = jnp.broadcast_to(jnp.eye(chol.shape[-1], dtype=chol.dtype), chol.shape)
     inv_chol = tri_solve(chol, eye)
     return matmul(mT(inv_chol), inv_chol)
-
-
-def solve(a, b):
-    """a^{-1} b for a general square (..., D, D) ``a`` and (..., D, M) ``b``: Gaussian elimination with
-    partial pivoting, unrolled (no LAPACK, see the module docstring) for D <= SMALL on the CPU. Elsewhere
-    (GPU), and for larger D, the library's batched LU, which also compiles several times faster."""
-    if a.shape[-1] > SMALL or jax.default_backend() != "cpu":
-        return jnp.linalg.solve(a, b)
-    return solve_unrolled(a, b)
-
-
-def solve_unrolled(a, b):
-    """``solve`` as unrolled Gaussian elimination with partial pivoting (plain jnp, no library call)."""
-    D = a.shape[-1]
-    batch = jnp.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    A, B = jnp.broadcast_to(a, batch + a.shape[-2:]), jnp.broadcast_to(b, batch + b.shape[-2:])
-    rows = jnp.arange(D)
-    for k in range(D):
-        p = jnp.argmax(jnp.abs(A[..., k:, k]), axis=-1) + k
-        perm = jnp.where(rows == k, p[..., None], jnp.where(rows == p[..., None], k, rows))
-        A = jnp.take_along_axis(A, perm[..., None], axis=-2)
-        B = jnp.take_along_axis(B, perm[..., None], axis=-2)
-        factors = A[..., k + 1:, k] / A[..., k, k, None]
-        A = A.at[..., k + 1:, :].add(-factors[..., None] * A[..., k:k + 1, :])
-        B = B.at[..., k + 1:, :].add(-factors[..., None] * B[..., k:k + 1, :])
-    return solve_triangular(A, B, lower=False)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from ssmneuro.inference._chol import cholesky, solve, solve_triangular
+from ssmneuro.inference._chol import cholesky, cholesky_and_solve, psd_factor, solve_triangular
+from ssmneuro.inference.scan import associative_scan
 
 from ssmneuro.inference.lgssm_terms import (Dynamics, EmissionInfo, at, information_update, predict,
                                             symmetrize, time_axis)
@@ -18,6 +19,11 @@ from ssmneuro.inference.lgssm_terms import (Dynamics, EmissionInfo, at, informat
 
 def _mT(X):
     return jnp.swapaxes(X, -1, -2)
+
+
+def _mv(A, x):
+    """A x batched: A (..., D, D), x (..., D)."""
+    return (A @ x[..., None])[..., 0]
 
 
 def filter_element(F, u, Q, J, h):
@@ -41,25 +47,35 @@ def filter_combine(earlier, later):
 
     M = I + C_i J_j;  A = A_j M^{-1} A_i;  b = A_j M^{-1}(b_i + C_i eta_j) + b_j;  C = A_j M^{-1} C_i A_j^T + C_j;
     eta = A_i^T M^{-T}(eta_j - J_j b_i) + eta_i;  J = A_i^T M^{-T} J_j A_i + J_i.
+
+    M is never factored. With C_i = U U^T (``psd_factor``: C_i may be singular) and S = I + U^T J_j U = L_S L_S^T,
+    symmetric positive definite with eigenvalues >= 1, Woodbury gives M^{-1} = I - W^T V with W = L_S^{-1} U^T and
+    V = L_S^{-1} U^T J_j, so M^{-1} C_i = W^T W, M^{-T} = I - V^T W and M^{-T} J_j = J_j - V^T V: one Cholesky
+    factor of a well-conditioned matrix, no pivoting.
     """
     Ai, bi, Ci, etai, Ji = earlier
     Aj, bj, Cj, etaj, Jj = later
     D = bi.shape[-1]
-    M = jnp.eye(D, dtype=Ci.dtype) + Ci @ Jj
-    fwd = solve(M, jnp.concatenate([Ai, Ci, (bi + (Ci @ etaj[..., None])[..., 0])[..., None]], -1))
-    MA, MC, Mb = fwd[..., :D], fwd[..., D:2 * D], fwd[..., 2 * D]
-    bwd = solve(_mT(M), jnp.concatenate([Jj @ Ai, (etaj - (Jj @ bi[..., None])[..., 0])[..., None]], -1))
-    MJA, Meta = bwd[..., :D], bwd[..., D]
-    A = Aj @ MA
-    b = (Aj @ Mb[..., None])[..., 0] + bj
-    C = symmetrize(Aj @ MC @ _mT(Aj) + Cj)
-    eta = (_mT(Ai) @ Meta[..., None])[..., 0] + etai
-    J = symmetrize(_mT(Ai) @ MJA + Ji)
+    U = psd_factor(Ci)
+    JU = Jj @ U
+    S = jnp.eye(D, dtype=Ci.dtype) + _mT(U) @ JU
+    _, WV_T = cholesky_and_solve(symmetrize(S), jnp.concatenate([U, JU], -2))
+    Wt, Vt = WV_T[..., :D, :], WV_T[..., D:, :]  # W^T, V^T
+    VA = _mT(Vt) @ Ai
+    v = bi + _mv(Ci, etaj)
+    r = etaj - _mv(Jj, bi)
+    WAjT = _mT(Wt) @ _mT(Aj)
+    A = Aj @ (Ai - Wt @ VA)
+    b = _mv(Aj, v - _mv(Wt, _mv(_mT(Vt), v))) + bj
+    C = symmetrize(_mT(WAjT) @ WAjT + Cj)
+    eta = _mv(_mT(Ai), r - _mv(Vt, _mv(_mT(Wt), r))) + etai
+    J = symmetrize(_mT(Ai) @ Jj @ Ai - _mT(VA) @ VA + Ji)
     return A, b, C, eta, J
 
 
-def parallel_filter(initial_mean, initial_cov, dynamics: Dynamics, info: EmissionInfo):
-    """Filter by an associative scan; then predictions and log p(y_t | y_{1:t-1}) for all t at once.
+def parallel_filter(initial_mean, initial_cov, dynamics: Dynamics, info: EmissionInfo, schedule="tree"):
+    """Filter by an associative scan (``scan.associative_scan`` under ``schedule``); then predictions and
+    log p(y_t | y_{1:t-1}) for all t at once.
 
     Returns the same tuple as ``sequential_filter``.
     """
@@ -74,7 +90,7 @@ def parallel_filter(initial_mean, initial_cov, dynamics: Dynamics, info: Emissio
     zeros = jnp.zeros((1, D, D), P1.dtype)
     first = (zeros, m1[None], P1[None], jnp.zeros((1, D), P1.dtype), zeros)
     elems = tuple(jnp.concatenate([f, e]) for f, e in zip(first, elems))
-    _, mf, Pf, _, _ = jax.lax.associative_scan(filter_combine, elems)
+    _, mf, Pf, _, _ = associative_scan(filter_combine, elems, schedule=schedule)
     step = jax.vmap(predict, in_axes=(0, 0, time_axis(F, 2), 0, time_axis(Q, 2)))
     mp, Pp = step(mf[:-1], Pf[:-1], rest(F, 2), u[:-1], rest(Q, 2))
     mp = jnp.concatenate([initial_mean[None], mp])
@@ -92,7 +108,7 @@ def smoother_combine(later, earlier):
     return Ee @ El, (Ee @ gl[..., None])[..., 0] + ge, symmetrize(Ee @ Ll @ _mT(Ee) + Le)
 
 
-def parallel_smoother(E, g, L):
-    """Same outputs as ``sequential_smoother``, by a reverse associative scan."""
-    _, ms, Ps = jax.lax.associative_scan(smoother_combine, (E, g, L), reverse=True)
+def parallel_smoother(E, g, L, schedule="tree"):
+    """Same outputs as ``sequential_smoother``, by a reverse associative scan under ``schedule``."""
+    _, ms, Ps = associative_scan(smoother_combine, (E, g, L), reverse=True, schedule=schedule)
     return ms, Ps, Ps[1:] @ _mT(E[:-1])

@@ -45,7 +45,7 @@ def _check(post, ref):
         np.testing.assert_allclose(getattr(post, f), ref[f], **TOL, err_msg=f)
 
 
-@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("parallel", [False, "tree", "blocked"])  # both schedules of the associative scan
 @pytest.mark.parametrize("case", CASES)
 def test_smoother_equals_dense_gaussian(problems, case, parallel):
     (params, y, u, mask), ref = problems[case]

@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ssmneuro.inference.scan import dense_scan, diagonal_scan
+from ssmneuro.inference import scan
+from ssmneuro.inference.scan import MAX_CHUNK, associative_scan, dense_scan, diagonal_scan, schedule_for
 
 
 @pytest.fixture(autouse=True)
@@ -56,3 +57,36 @@ def test_diagonal_scan_broadcasts_static_multiplier():
     b = jnp.ones((10, 3))
     h = diagonal_scan(jnp.asarray(0.5), b)
     np.testing.assert_allclose(np.asarray(h[-1]), 2 * (1 - 0.5**10) * np.ones(3), rtol=1e-6)
+
+
+def _compose_affine(earlier, later):
+    """h -> A h + b maps, earlier applied first: a non-commutative operator."""
+    return later[0] @ earlier[0], jnp.einsum("...ij,...j->...i", later[0], earlier[1]) + later[1]
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("T, max_chunk", [(1, MAX_CHUNK), (2, MAX_CHUNK), (3, MAX_CHUNK), (16, MAX_CHUNK),
+                                          (17, MAX_CHUNK), (150, 4)])
+def test_blocked_schedule_equals_loop_and_tree(T, max_chunk, reverse, monkeypatch):
+    """The reduce-then-scan schedule gives jax.lax.associative_scan's output (argument order included) and the
+    loop's: one chunk, sqrt(T) chunks with a padded last one, and chunks capped at MAX_CHUNK (4 here)."""
+    monkeypatch.setattr(scan, "MAX_CHUNK", max_chunk)
+    rng = np.random.default_rng(T)
+    A, b = rng.normal(size=(T, 3, 3)) / np.sqrt(3), rng.normal(size=(T, 3))
+    tree = associative_scan(_compose_affine, (jnp.asarray(A), jnp.asarray(b)), reverse=reverse, schedule="tree")
+    blocked = associative_scan(_compose_affine, (jnp.asarray(A), jnp.asarray(b)), reverse=reverse,
+                               schedule="blocked")
+    expected = _loop(lambda t, h: A[t] @ h + b[t], np.zeros(3), T, reverse)
+    np.testing.assert_allclose(np.asarray(blocked[1]), expected, rtol=1e-10, atol=1e-10)
+    for x, y in zip(blocked, tree):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-10, atol=1e-10)
+
+
+def test_schedule_for_names_the_choices():
+    assert schedule_for(False) is None
+    assert schedule_for(True) == ("blocked" if jax.default_backend() == "cpu" else "tree")
+    assert schedule_for("tree") == "tree"
+    with pytest.raises(ValueError, match="parallel must be"):
+        schedule_for("fast")
+    with pytest.raises(ValueError, match="schedule must be"):
+        associative_scan(_compose_affine, (jnp.ones((2, 1, 1)), jnp.ones((2, 1))), schedule="fast")

@@ -7,7 +7,7 @@ import pytest
 import scipy.linalg
 
 from ssmneuro.inference._chol import (SMALL, SMALL_MATMUL, cho_solve_spd, cholesky, cholesky_and_solve, matmul,
-                                      solve, solve_triangular)
+                                      psd_factor, solve_triangular)
 
 
 @pytest.fixture(autouse=True)
@@ -65,10 +65,19 @@ def test_cholesky_of_a_non_pd_matrix_is_not_finite():
 
 
 @pytest.mark.parametrize("D", [1, 2, 5, 8, SMALL + 1])
-def test_general_solve_with_pivoting_matches_lapack(D):
+def test_psd_factor_is_a_finite_square_root_of_singular_matrices(D):
+    """U U^T = a for positive definite a (where it is the Cholesky factor up to SMALL), for rank-deficient a,
+    for zero and in float32: never NaN (later pivots of a rank-deficient matrix are rounding error of either sign)."""
     rng = np.random.default_rng(10 + D)
-    A, B = rng.normal(size=(5, 3, D, D)), rng.normal(size=(5, 3, D, 4))
-    if D > 1:
-        A[0, 0, 0, 0] = 0.0  # needs a row swap
-    np.testing.assert_allclose(solve(A, B), np.linalg.solve(A, B), rtol=1e-8, atol=1e-10)
-    np.testing.assert_allclose(solve(A[0, 0], B), np.linalg.solve(A[0, 0], B), rtol=1e-8, atol=1e-10)
+    G = rng.normal(size=(4, D, max(D // 2, 1)))
+    cases = np.stack([_spd(rng, (), D), G[0] @ G[0].T, np.zeros((D, D)), G[1] @ G[1].T * 1e-3])
+    U = np.asarray(psd_factor(cases))
+    assert np.all(np.isfinite(U))
+    np.testing.assert_allclose(U @ np.swapaxes(U, -1, -2), cases, rtol=1e-10, atol=1e-12)
+    if D <= SMALL:
+        np.testing.assert_allclose(U[0], np.linalg.cholesky(cases[0]), rtol=1e-12, atol=1e-12)
+    ones = np.ones((D, D))  # rank one: every pivot after the first is 0 (plain Cholesky: NaN)
+    with jax.enable_x64(False):
+        U32 = np.asarray(psd_factor(ones.astype(np.float32)))
+    assert np.all(np.isfinite(U32))
+    np.testing.assert_allclose(U32 @ U32.T, ones, atol=1e-5)
