@@ -15,8 +15,9 @@ Recursions (alpha_t(k) = p(z_t = k, y_{1:t}), beta_t(k) = p(y_{t+1:T} | z_t = k)
     p(z_t = i, z_{t+1} = j | y) ∝ alpha_t(i) A_t[i, j] l_{t+1}(j) beta_{t+1}(j).
 
 ``parallel=False`` runs them as ``lax.scan`` loops with exact per-step ``logsumexp`` (O(T K^2));
-``parallel=True`` as associative scans over (K, K) log-matrices (O(T K^3) work, O(log T) depth;
-``hmm_parallel``). Both normalize at every step, so nothing overflows at any T.
+``parallel=True`` as associative scans over (K, K) log-matrices (O(T K^3) work; ``hmm_parallel``) under the
+device's schedule (``scan.schedule_for``; ``parallel="tree"`` or ``"blocked"`` by name). Both normalize at every
+step, so nothing overflows at any T.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import jax.numpy as jnp
 from jax.scipy.special import logsumexp
 
 from ssmneuro.inference import hmm_parallel
+from ssmneuro.inference.scan import schedule_for
 
 
 class HMMFiltered(NamedTuple):
@@ -190,7 +192,7 @@ def _mask_padding(log_lik, length):
 def _filter(log_pi, log_A, log_lik, length, parallel):
     log_lik, _ = _mask_padding(log_lik, length)
     if parallel:
-        log_Z, log_filt, log_pred = hmm_parallel.filter_parallel(log_pi, log_A, log_lik)
+        log_Z, log_filt, log_pred = hmm_parallel.filter_parallel(log_pi, log_A, log_lik, parallel)
     else:
         log_Z, log_filt, log_pred = _filter_sequential(log_pi, log_A, log_lik)
     return HMMFiltered(log_Z, jnp.exp(log_filt), jnp.exp(log_pred))
@@ -200,7 +202,8 @@ def _smoother(log_pi, log_A, log_lik, length, parallel):
     log_lik, pair_weights = _mask_padding(log_lik, length)
     time_varying = log_A.ndim == 3
     if parallel:
-        return HMMPosterior(*hmm_parallel.smoother_parallel(log_pi, log_A, log_lik, time_varying, pair_weights))
+        return HMMPosterior(*hmm_parallel.smoother_parallel(log_pi, log_A, log_lik, time_varying, pair_weights,
+                                                            parallel))
     log_Z, log_filt, _ = _filter_sequential(log_pi, log_A, log_lik)
     log_beta, transitions = _backward_sequential(log_A, log_lik, log_filt, time_varying, pair_weights)
     smoothed, _ = _normalize(log_filt + log_beta)
@@ -210,8 +213,8 @@ def _smoother(log_pi, log_A, log_lik, length, parallel):
 def _sample(key, log_pi, log_A, log_lik, length, num_samples, parallel):
     log_lik, _ = _mask_padding(log_lik, length)
     if parallel:
-        _, log_filt, _ = hmm_parallel.filter_parallel(log_pi, log_A, log_lik)
-        draw = lambda k: hmm_parallel.sample_parallel(k, log_A, log_filt)  # noqa: E731
+        _, log_filt, _ = hmm_parallel.filter_parallel(log_pi, log_A, log_lik, parallel)
+        draw = lambda k: hmm_parallel.sample_parallel(k, log_A, log_filt, parallel)  # noqa: E731
     else:
         _, log_filt, _ = _filter_sequential(log_pi, log_A, log_lik)
         draw = lambda k: _sample_sequential(k, log_A, log_filt)  # noqa: E731
@@ -222,7 +225,9 @@ def _sample(key, log_pi, log_A, log_lik, length, num_samples, parallel):
 
 def _viterbi(log_pi, log_A, log_lik, length, parallel):
     log_lik, _ = _mask_padding(log_lik, length)
-    return (hmm_parallel.viterbi_parallel if parallel else _viterbi_sequential)(log_pi, log_A, log_lik)
+    if parallel:
+        return hmm_parallel.viterbi_parallel(log_pi, log_A, log_lik, parallel)
+    return _viterbi_sequential(log_pi, log_A, log_lik)
 
 
 _filter_jit = jax.jit(_filter, static_argnames="parallel")
@@ -282,7 +287,8 @@ def hmm_filter(log_initial_probs, log_transition_matrix, log_likelihoods, parall
         log_initial_probs: (K,) log p(z_1).
         log_transition_matrix: (K, K) or (T-1, K, K) log p(z_{t+1} = j | z_t = i).
         log_likelihoods: (T, K) log p(y_t | z_t = k).
-        parallel: associative scan (O(log T) depth, O(T K^3) work) instead of a sequential scan.
+        parallel: associative scan (O(T K^3) work) instead of a sequential scan: True for the device's
+            schedule (``scan.schedule_for``: "blocked" on the CPU), or "tree" / "blocked" by name.
         length: optional () int (may be traced, e.g. under vmap over padded trials): steps t >= length
             are padding; their log-likelihood rows are ignored (as if 0).
 
@@ -290,7 +296,7 @@ def hmm_filter(log_initial_probs, log_transition_matrix, log_likelihoods, parall
         HMMFiltered(log_likelihood (), filtered_probs (T, K), predicted_probs (T, K)).
     """
     args = _check_inputs(log_initial_probs, log_transition_matrix, log_likelihoods)
-    return _filter_jit(*args, _as_length(length), parallel=bool(parallel))
+    return _filter_jit(*args, _as_length(length), parallel=schedule_for(parallel))
 
 
 def hmm_smoother(log_initial_probs, log_transition_matrix, log_likelihoods, parallel=False, length=None):
@@ -307,7 +313,7 @@ def hmm_smoother(log_initial_probs, log_transition_matrix, log_likelihoods, para
         else (K, K) sum_t p(z_t = i, z_{t+1} = j | y)).
     """
     args = _check_inputs(log_initial_probs, log_transition_matrix, log_likelihoods)
-    return _smoother_jit(*args, _as_length(length), parallel=bool(parallel))
+    return _smoother_jit(*args, _as_length(length), parallel=schedule_for(parallel))
 
 
 def hmm_posterior_sample(key, log_initial_probs, log_transition_matrix, log_likelihoods, parallel=False,
@@ -326,7 +332,7 @@ def hmm_posterior_sample(key, log_initial_probs, log_transition_matrix, log_like
         (T,) or (S, T) int32 states.
     """
     args = _check_inputs(log_initial_probs, log_transition_matrix, log_likelihoods)
-    return _sample_jit(key, *args, _as_length(length), num_samples=num_samples, parallel=bool(parallel))
+    return _sample_jit(key, *args, _as_length(length), num_samples=num_samples, parallel=schedule_for(parallel))
 
 
 def hmm_viterbi(log_initial_probs, log_transition_matrix, log_likelihoods, parallel=False, length=None):
@@ -338,4 +344,4 @@ def hmm_viterbi(log_initial_probs, log_transition_matrix, log_likelihoods, paral
         (T,) int32 states.
     """
     args = _check_inputs(log_initial_probs, log_transition_matrix, log_likelihoods)
-    return _viterbi_jit(*args, _as_length(length), parallel=bool(parallel))
+    return _viterbi_jit(*args, _as_length(length), parallel=schedule_for(parallel))

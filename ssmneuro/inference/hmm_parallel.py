@@ -19,6 +19,8 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import logsumexp
 
+from ssmneuro.inference.scan import associative_scan
+
 
 class _Element(NamedTuple):
     """log_matrix: (..., K, K) with max entry 0; log_scale: (...) so the element is log_matrix + log_scale."""
@@ -98,28 +100,30 @@ def _predicted(log_pi, log_A, log_filt):
     return jnp.concatenate([log_pi[None], log_pred])
 
 
-def filter_parallel(log_pi, log_A, log_lik):
-    """(log p(y), log filtered (T, K), log predicted (T, K)) by a (logsumexp, +) prefix scan."""
-    prefixes = jax.lax.associative_scan(_sum_product, _forward_elements(log_pi, log_A, log_lik))
+def filter_parallel(log_pi, log_A, log_lik, schedule="tree"):
+    """(log p(y), log filtered (T, K), log predicted (T, K)) by a (logsumexp, +) prefix scan under ``schedule``
+    (``scan.associative_scan``)."""
+    prefixes = associative_scan(_sum_product, _forward_elements(log_pi, log_A, log_lik), schedule=schedule)
     first_rows = prefixes.log_matrix[:, 0, :]
     log_Z = prefixes.log_scale[-1] + logsumexp(first_rows[-1])
     log_filt = _normalize(first_rows)
     return log_Z, log_filt, _predicted(log_pi, log_A, log_filt)
 
 
-def _log_backward(log_A, log_lik):
+def _log_backward(log_A, log_lik, schedule):
     """Normalized log beta (T, K) by a reverse (logsumexp, +) suffix scan ending in an all-zero matrix."""
     K = log_lik.shape[-1]
     matrices = jnp.concatenate([_step_matrices(log_A, log_lik), jnp.zeros((1, K, K), log_lik.dtype)])
     elements = _rescale(matrices, jnp.zeros(matrices.shape[:1], matrices.dtype))
-    suffixes = jax.lax.associative_scan(lambda later, earlier: _sum_product(earlier, later), elements, reverse=True)
+    suffixes = associative_scan(lambda later, earlier: _sum_product(earlier, later), elements, reverse=True,
+                                schedule=schedule)
     return _normalize(suffixes.log_matrix[:, :, 0])
 
 
-def smoother_parallel(log_pi, log_A, log_lik, time_varying, pair_weights):
+def smoother_parallel(log_pi, log_A, log_lik, time_varying, pair_weights, schedule="tree"):
     """(log p(y), filtered (T, K), smoothed (T, K), pairwise marginals (T-1, K, K) or their (K, K) sum)."""
-    log_Z, log_filt, _ = filter_parallel(log_pi, log_A, log_lik)
-    log_beta = _log_backward(log_A, log_lik)
+    log_Z, log_filt, _ = filter_parallel(log_pi, log_A, log_lik, schedule)
+    log_beta = _log_backward(log_A, log_lik, schedule)
     smoothed = jnp.exp(_normalize(log_filt + log_beta))
     T, K = log_lik.shape
     log_xi = log_filt[:-1, :, None] + _step_matrices(log_A, log_lik) + log_beta[1:, None, :]
@@ -133,26 +137,26 @@ def _compose_maps(later, earlier):
     return jnp.take_along_axis(earlier, later, axis=-1)
 
 
-def _follow_maps(maps, z_last):
+def _follow_maps(maps, z_last, schedule):
     """z_t = maps_t(maps_{t+1}(... z_T)) for maps (T-1, K); returns (T,) states."""
     if maps.shape[0] == 0:
         return z_last[None]
-    composed = jax.lax.associative_scan(_compose_maps, maps, reverse=True)
+    composed = associative_scan(_compose_maps, maps, reverse=True, schedule=schedule)
     return jnp.concatenate([composed[:, z_last], z_last[None]])
 
 
-def viterbi_parallel(log_pi, log_A, log_lik):
+def viterbi_parallel(log_pi, log_A, log_lik, schedule="tree"):
     """Max-plus prefix scan for delta_t, then backpointers composed by a reverse scan over index maps."""
-    prefixes = jax.lax.associative_scan(_max_plus, _forward_elements(log_pi, log_A, log_lik))
+    prefixes = associative_scan(_max_plus, _forward_elements(log_pi, log_A, log_lik), schedule=schedule)
     delta = prefixes.log_matrix[:, 0, :]
     pointers = jnp.argmax(delta[:-1, :, None] + log_A, axis=-2)  # (T-1, K): best z_t given z_{t+1} = j
-    return _follow_maps(pointers.astype(jnp.int32), jnp.argmax(delta[-1]).astype(jnp.int32))
+    return _follow_maps(pointers.astype(jnp.int32), jnp.argmax(delta[-1]).astype(jnp.int32), schedule)
 
 
-def sample_parallel(key, log_A, log_filt):
+def sample_parallel(key, log_A, log_filt, schedule="tree"):
     """Draw s_t(j) ~ p(z_t | z_{t+1} = j, y_{1:t}) for all t, j independently, then z_t = s_t(z_{t+1})."""
     key_maps, key_last = jax.random.split(key)
     logits = log_filt[:-1, None, :] + jnp.swapaxes(log_A, -1, -2)  # (T-1, K_next, K)
     maps = jax.random.categorical(key_maps, logits, axis=-1).astype(jnp.int32)
     z_last = jax.random.categorical(key_last, log_filt[-1]).astype(jnp.int32)
-    return _follow_maps(maps, z_last)
+    return _follow_maps(maps, z_last, schedule)

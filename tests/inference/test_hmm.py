@@ -128,14 +128,19 @@ def test_sample_path_frequencies_match_enumeration(case, parallel):
     assert np.all(np.abs(marg - ref["smoothed"]) <= 5 * np.sqrt(ref["smoothed"] * (1 - ref["smoothed"]) / S) + 1e-12)
 
 
+@pytest.mark.parametrize("schedule", ["tree", "blocked"])
 @pytest.mark.parametrize("time_varying", [False, True])
-def test_parallel_equals_sequential(time_varying):
+def test_parallel_equals_sequential(time_varying, schedule):
+    """Both schedules of the associative scans (``parallel=True`` is one of them, by device)."""
     rng = np.random.default_rng(10 + time_varying)
     hmm = random_hmm(rng, 100, 4, time_varying)
-    seq, par = hmm_smoother(*hmm, parallel=False), hmm_smoother(*hmm, parallel=True)
+    seq, par = hmm_smoother(*hmm, parallel=False), hmm_smoother(*hmm, parallel=schedule)
     for a, b in zip(seq, par):
         np.testing.assert_allclose(a, b, atol=1e-8, rtol=1e-8)
-    np.testing.assert_array_equal(hmm_viterbi(*hmm, parallel=False), hmm_viterbi(*hmm, parallel=True))
+    np.testing.assert_array_equal(hmm_viterbi(*hmm, parallel=False), hmm_viterbi(*hmm, parallel=schedule))
+    key = jax.random.PRNGKey(5)
+    samples = [hmm_posterior_sample(key, *hmm, parallel=p, num_samples=3) for p in ("tree", "blocked")]
+    np.testing.assert_array_equal(samples[0], samples[1])
 
 
 @pytest.mark.parametrize("parallel", [False, True])
