@@ -136,6 +136,7 @@ def run(quick=False, max_seconds=20.0, out=None, ops=tuple(OURS), cells=None):
         records.append(row)
         if out is not None:
             out(records)
+        jax.clear_caches()  # frees the cell's compiled programs: a full grid otherwise ends in LLVM out-of-memory
     return records
 
 
