@@ -4,10 +4,11 @@
 #     bash benchmarks/gpu.sh OUTDIR [TOTAL_SECONDS=540]
 #
 # A. Kalman: our parallel filter and smoother against dynamax's at T = 10^5, D = 8, N = 50 (the issue's
-#    H100 target cell), then the sequential ones at T = 2000, D = 8, N = 200.
+#    H100 target cell), then the sequential ones at T = 2000, D = 8, N = 200, then the combine variants and
+#    both scan schedules ("tree", "blocked") at the target cell (benchmarks/kalman_combine_variants.py).
 # B. benchmarks/seq.py at T = 1k, 16k, 64k and the diagonal scan's bandwidth against a device copy.
 # C. The copy task: every arm at L = 20 (3 seeds), the main arms at L = 50 (seed 0) and three nu-Wave
-#    variants at L = 20, all at once as separate processes sharing the GPU (each stops at string
+#    variants at L = 20 (two of them with a 10x learning rate for the velocities), all at once as separate processes sharing the GPU (each stops at string
 #    accuracy 0.99 or when the time left runs out; their training time is therefore not comparable
 #    across runs, their step counts are).
 # Every part runs under its own timeout and the script ends by itself within TOTAL_SECONDS.
@@ -27,6 +28,8 @@ timeout 110 $PY benchmarks/inference.py --ops parallel_filter parallel_smoother 
     --max-seconds 60 --out "$OUT/inference_gpu.json" > "$OUT/inference.log" 2>&1
 timeout 40 $PY benchmarks/inference.py --ops filter smoother parallel_smoother --cells 8,200,2000 \
     --max-seconds 10 --out "$OUT/inference_gpu_seq.json" > "$OUT/inference_seq.log" 2>&1
+BUDGET=45 OUTJSON="$OUT/kalman_variants.json" timeout 90 $PY benchmarks/kalman_combine_variants.py 8,50,100000 \
+    > "$OUT/kalman_variants.log" 2>&1
 
 echo "B: seq layers at $(left) s left"
 timeout 100 $PY benchmarks/seq.py --lengths 1024 16384 65536 --bandwidth-shape 32768 4096 \
@@ -50,5 +53,8 @@ done
 run nuwave-mamba-v2spread_L20_s0 --model nuwave-mamba --velocities 2 --nu-init spread --max-len 20 --seed 0 --steps 10000
 run nuwave-mamba-input_L20_s0 --model nuwave-mamba --nu-mode input --max-len 20 --seed 0 --steps 10000
 run nuwave-mamba-cells16_L20_s0 --model nuwave-mamba --cells 16 --max-len 20 --seed 0 --steps 10000
+run nuwave-mamba-nulr10_L20_s0 --model nuwave-mamba --nu-lr-scale 10 --max-len 20 --seed 0 --steps 10000
+run nuwave-mamba-v2spread-nulr10_L20_s0 --model nuwave-mamba --velocities 2 --nu-init spread --nu-lr-scale 10 \
+    --max-len 20 --seed 0 --steps 10000
 wait
 echo "done at $(left) s left"
