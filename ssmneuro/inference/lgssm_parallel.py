@@ -18,7 +18,9 @@ from ssmneuro.inference.lgssm_terms import (Dynamics, EmissionInfo, at, informat
 
 
 def _mT(X):
-    return jnp.swapaxes(X, -1, -2)
+    """X^T over the last two axes, materialised: XLA:CPU runs a batched dot whose operand is a transpose several
+    times slower than one on a plain array (the filter's scan: 15 -> 9 ms at D = 8, T = 2000)."""
+    return jax.lax.optimization_barrier(jnp.swapaxes(X, -1, -2))
 
 
 def _mv(A, x):
@@ -35,11 +37,11 @@ def filter_element(F, u, Q, J, h):
     D = u.shape[-1]
     LQ = cholesky(Q)
     LM = cholesky(jnp.eye(D, dtype=Q.dtype) + LQ.T @ J @ LQ)
-    W = solve_triangular(LM, LQ.T, lower=True).T
-    C = W @ W.T
+    W = _mT(solve_triangular(LM, LQ.T, lower=True))
+    C = W @ _mT(W)
     I_CJ = jnp.eye(D, dtype=Q.dtype) - C @ J
     resid = h - J @ u
-    return I_CJ @ F, u + C @ resid, C, F.T @ (I_CJ.T @ resid), symmetrize(F.T @ J @ I_CJ @ F)
+    return I_CJ @ F, u + C @ resid, C, F.T @ (_mT(I_CJ) @ resid), symmetrize(F.T @ J @ I_CJ @ F)
 
 
 def filter_combine(earlier, later):
