@@ -62,15 +62,16 @@ def filter_combine(earlier, later):
     JU = Jj @ U
     S = jnp.eye(D, dtype=Ci.dtype) + _mT(U) @ JU
     _, WV_T = cholesky_and_solve(symmetrize(S), jnp.concatenate([U, JU], -2))
-    Wt, Vt = WV_T[..., :D, :], WV_T[..., D:, :]  # W^T, V^T
-    VA = _mT(Vt) @ Ai
+    Wt, Vt = WV_T[..., :D, :], WV_T[..., D:, :]
+    W, V = _mT(Wt), _mT(Vt)
+    VA = V @ Ai
     v = bi + _mv(Ci, etaj)
     r = etaj - _mv(Jj, bi)
-    WAjT = _mT(Wt) @ _mT(Aj)
+    WAjT = W @ _mT(Aj)
     A = Aj @ (Ai - Wt @ VA)
-    b = _mv(Aj, v - _mv(Wt, _mv(_mT(Vt), v))) + bj
+    b = _mv(Aj, v - _mv(Wt, _mv(V, v))) + bj
     C = symmetrize(_mT(WAjT) @ WAjT + Cj)
-    eta = _mv(_mT(Ai), r - _mv(Vt, _mv(_mT(Wt), r))) + etai
+    eta = _mv(_mT(Ai), r - _mv(Vt, _mv(W, r))) + etai
     J = symmetrize(_mT(Ai) @ Jj @ Ai - _mT(VA) @ VA + Ji)
     return A, b, C, eta, J
 
