@@ -81,8 +81,10 @@ def _simulate(key, params, T):
     return x, y
 
 
-def test_long_float32_sequence_stays_finite():
-    """T = 10^5, D = 8, N = 50 in float32 (fast path, sequential): no NaN, sensible estimates."""
+@pytest.mark.parametrize("parallel", [False, True])
+def test_long_float32_sequence_stays_finite(parallel):
+    """T = 10^5, D = 8, N = 50 in float32 (information form; sequential, and parallel under the device's
+    schedule): no NaN, sensible estimates."""
     T, D, N = 100_000, 8, 50
     rng = np.random.default_rng(0)
     Q, _ = np.linalg.qr(rng.normal(size=(D, D)))
@@ -90,7 +92,7 @@ def test_long_float32_sequence_stays_finite():
                          rng.normal(size=(N, D)) / np.sqrt(D), rng.normal(size=N), np.full(N, 0.5))
     params = LGSSMParams(*(None if p is None else jnp.asarray(p, jnp.float32) for p in params))
     x, y = _simulate(jax.random.PRNGKey(0), params, T)
-    post = kalman_smoother(params, y)
+    post = kalman_smoother(params, y, parallel=parallel)
     assert post.smoothed_means.dtype == jnp.float32
     for name, value in post._asdict().items():
         assert np.all(np.isfinite(value)), name
