@@ -19,6 +19,7 @@ from ssmneuro.models.components import dynamics as dyn
 from ssmneuro.models.components import transitions as trans
 from ssmneuro.models.components.emissions import FAMILIES, family
 from ssmneuro.models.fitting import data as fdata
+from ssmneuro.models.fitting.jit import fitting_jit
 from ssmneuro.models.params import FitResult, InitialParams, SLDSParams
 
 
@@ -285,7 +286,7 @@ class _SwitchingModel:
         return _sample(self, params, key, u)
 
 
-@partial(jax.jit, static_argnums=(0,))
+@partial(fitting_jit, static_argnums=(0,))
 def _sample(model, params, key, u):
     k0, kx0, kscan, ky = jax.random.split(key, 4)
     init, dp = params.initial, params.dynamics

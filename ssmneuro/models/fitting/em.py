@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from ssmneuro.inference.lgssm import LGSSMParams, kalman_smoother
+from ssmneuro.models.fitting.jit import fitting_jit
 from ssmneuro.models.fitting.laplace_em import m_step
 from ssmneuro.models.params import Posterior, SLDSParams
 
@@ -38,7 +39,7 @@ def exact_e_step_all(params, batches, parallel=False):
     return tuple(posts), total
 
 
-@partial(jax.jit, static_argnums=(0,), static_argnames=("parallel",))
+@partial(fitting_jit, static_argnums=(0,), static_argnames=("parallel",))
 def exact_em_iteration(model, params, batches, qs=None, parallel=False):
     """One EM iteration -> (new params, posteriors under ``params``, log p(y | params))."""
     del qs
@@ -46,13 +47,13 @@ def exact_em_iteration(model, params, batches, qs=None, parallel=False):
     return m_step(model, params, posts, batches), posts, ll
 
 
-@partial(jax.jit, static_argnums=(0,), static_argnames=("parallel",))
+@partial(fitting_jit, static_argnums=(0,), static_argnames=("parallel",))
 def exact_posterior(model, params, batches, qs=None, parallel=False):
     del model, qs
     return exact_e_step_all(params, batches, parallel)
 
 
-@partial(jax.jit, static_argnums=(0,), static_argnames=("parallel",))
+@partial(fitting_jit, static_argnums=(0,), static_argnames=("parallel",))
 def exact_em_iterations(model, params, batches, qs=None, parallel=False):
     """``exact_em_iteration`` for several independent fits: params with a leading fit axis (F, ...)."""
     del qs

@@ -19,6 +19,7 @@ from ssmneuro.models.components import dynamics as dyn
 from ssmneuro.models.components import transitions as trans
 from ssmneuro.models.components.emissions import family
 from ssmneuro.models.fitting import mstep
+from ssmneuro.models.fitting.jit import fitting_jit
 from ssmneuro.models.params import DynamicsParams, InitialParams, Posterior, SLDSParams
 
 
@@ -230,7 +231,7 @@ def _arhmm_restart(model, key, xs, batches, num_iters, kmeans_window):
     return out
 
 
-@partial(jax.jit, static_argnums=(0, 4, 5, 6))
+@partial(fitting_jit, static_argnums=(0, 4, 5, 6))
 def _initialize_dynamics(model, key, xs, batches, num_restarts, arhmm_iters, kmeans_window):
     """AR-HMM (best log-likelihood of ``num_restarts``) and, for recurrent transitions, their weights fitted
     by L-BFGS on its posteriors -> (dynamics, log_pi, transitions, posts, AR-HMM log-likelihood)."""

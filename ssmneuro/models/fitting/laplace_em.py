@@ -8,6 +8,7 @@ import jax.numpy as jnp
 
 from ssmneuro.models.fitting import mstep
 from ssmneuro.models.fitting.estep import StepData, e_step
+from ssmneuro.models.fitting.jit import fitting_jit
 from ssmneuro.models.params import SLDSParams
 
 
@@ -33,14 +34,14 @@ def e_step_all(model, params, batches, qs, max_newton=10, parallel=False):
     return tuple(posts), total
 
 
-@partial(jax.jit, static_argnums=(0,), static_argnames=("max_newton", "parallel"))
+@partial(fitting_jit, static_argnums=(0,), static_argnames=("max_newton", "parallel"))
 def laplace_em_iteration(model, params, batches, qs, max_newton=10, parallel=False):
     """One Laplace-EM iteration -> (new params, posteriors under ``params``, ELBO of ``params``)."""
     posts, elbo = e_step_all(model, params, batches, qs, max_newton, parallel)
     return m_step(model, params, posts, batches), posts, elbo
 
 
-@partial(jax.jit, static_argnums=(0,), static_argnames=("max_newton", "parallel", "num_sweeps"))
+@partial(fitting_jit, static_argnums=(0,), static_argnames=("max_newton", "parallel", "num_sweeps"))
 def laplace_posterior(model, params, batches, qs, max_newton=10, parallel=False, num_sweeps=3):
     """Posterior under fixed params: a few alternating q(x) / q(z) sweeps -> (posteriors, ELBO)."""
     posts, elbo = e_step_all(model, params, batches, qs, max_newton, parallel)
@@ -49,7 +50,7 @@ def laplace_posterior(model, params, batches, qs, max_newton=10, parallel=False,
     return posts, elbo
 
 
-@partial(jax.jit, static_argnums=(0,), static_argnames=("max_newton", "parallel"))
+@partial(fitting_jit, static_argnums=(0,), static_argnames=("max_newton", "parallel"))
 def laplace_em_iterations(model, params, batches, qs, max_newton=10, parallel=False):
     """``laplace_em_iteration`` for several independent fits at once: ``params`` and ``qs`` carry a
     leading fit axis (F, ...), the data ``batches`` are shared -> (new params, posteriors, ELBOs (F,))."""

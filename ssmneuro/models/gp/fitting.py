@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from ssmneuro.models.fitting.jit import fitting_jit
 from ssmneuro.models.gp.variational import (
     collapsed_elbo,
     estep_update,
@@ -24,7 +25,7 @@ def adam(learning_rate):
     return optax.adam(learning_rate)
 
 
-@partial(jax.jit, static_argnums=(0,))
+@partial(fitting_jit, static_argnums=(0,))
 def initial_posteriors(spec, params, trials, latent_means, precision=100.0):
     """Starting q(x) of every trial (vmapped ``initial_posterior``)."""
     return jax.vmap(lambda tr, x: initial_posterior(spec, params, tr, x, precision))(trials, latent_means)
@@ -42,7 +43,7 @@ def with_learnable(spec, params, theta):
     return params._replace(kernel=kernel, emissions=params.emissions._replace(weights=weights, biases=biases, covs=covs))
 
 
-@partial(jax.jit, static_argnums=(0, 4))
+@partial(fitting_jit, static_argnums=(0, 4))
 def estep(spec, params, trials, posts, num_steps, rho):
     """num_steps damped natural-gradient updates of every trial's q(x) (vmapped over trials)."""
     update = jax.vmap(lambda tr, po: estep_update(spec, params, tr, po, rho))
@@ -54,14 +55,14 @@ def estep(spec, params, trials, posts, num_steps, rho):
     return posts
 
 
-@partial(jax.jit, static_argnums=(0,))
+@partial(fitting_jit, static_argnums=(0,))
 def refresh_drift(spec, params, trials, posts):
     """q(v) at its closed-form optimum and the (collapsed) ELBO."""
     value, drift = collapsed_elbo(spec, params, trials, posts)
     return params._replace(drift=drift), value
 
 
-@partial(jax.jit, static_argnums=(0,))
+@partial(fitting_jit, static_argnums=(0,))
 def input_update(spec, params, trials, posts):
     """params with the input matrix B at its closed-form optimum (unchanged without inputs)."""
     if not has_inputs(params, trials.inputs):
@@ -69,7 +70,7 @@ def input_update(spec, params, trials, posts):
     return params._replace(input_matrix=optimal_input_matrix(spec, params, trials, posts))
 
 
-@partial(jax.jit, static_argnums=(0, 5, 6))
+@partial(fitting_jit, static_argnums=(0, 5, 6))
 def mstep(spec, params, trials, posts, opt_state, optimizer, num_steps):
     """Initial state and input matrix in closed form, then num_steps optax steps on the collapsed ELBO in the
     hyperparameters."""
