@@ -7,8 +7,10 @@
 #    H100 target cell), then the sequential ones at T = 2000, D = 8, N = 200, then the combine variants and
 #    both scan schedules ("tree", "blocked") at the target cell (benchmarks/kalman_combine_variants.py).
 # B. benchmarks/seq.py at T = 1k, 16k, 64k and the diagonal scan's bandwidth against a device copy.
-# C. The copy task: every arm at L = 20 (3 seeds), the main arms at L = 50 (seed 0) and three nu-Wave
-#    variants at L = 20 (two of them with a 10x learning rate for the velocities), all at once as separate processes sharing the GPU (each stops at string
+# C. The copy task: every arm at L = 20 (3 seeds), the main arms at L = 50 (seed 0), three nu-Wave
+#    variants at L = 20, and at L = 50 the Transformer, the two-velocity nu-Wave and the nu = 1 control at
+#    lr 8e-3 (the best rate of the CPU study at L = 20, benchmarks/results/copy_lr), all at once as separate
+#    processes sharing the GPU (each stops at string
 #    accuracy 0.99 or when the time left runs out; their training time is therefore not comparable
 #    across runs, their step counts are).
 # Every part runs under its own timeout and the script ends by itself within TOTAL_SECONDS.
@@ -53,8 +55,9 @@ done
 run nuwave-mamba-v2spread_L20_s0 --model nuwave-mamba --velocities 2 --nu-init spread --max-len 20 --seed 0 --steps 10000
 run nuwave-mamba-input_L20_s0 --model nuwave-mamba --nu-mode input --max-len 20 --seed 0 --steps 10000
 run nuwave-mamba-cells16_L20_s0 --model nuwave-mamba --cells 16 --max-len 20 --seed 0 --steps 10000
-run nuwave-mamba-nulr10_L20_s0 --model nuwave-mamba --nu-lr-scale 10 --max-len 20 --seed 0 --steps 10000
-run nuwave-mamba-v2spread-nulr10_L20_s0 --model nuwave-mamba --velocities 2 --nu-init spread --nu-lr-scale 10 \
-    --max-len 20 --seed 0 --steps 10000
+run transformer-rope-lr8e-3_L50_s0 --model transformer-rope --lr 8e-3 --max-len 50 --seed 0 --steps 15000
+run nuwave-mamba-v2spread-lr8e-3_L50_s0 --model nuwave-mamba --velocities 2 --nu-init spread --lr 8e-3 \
+    --max-len 50 --seed 0 --steps 15000
+run nuwave-fixed1-lr8e-3_L50_s0 --model nuwave-fixed1 --lr 8e-3 --max-len 50 --seed 0 --steps 15000
 wait
 echo "done at $(left) s left"

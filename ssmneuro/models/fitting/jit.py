@@ -2,7 +2,7 @@
 
 A fit's programs (the initialisation and one EM or Laplace-EM iteration) are large, and on the CPU their
 compilation, not their run, is most of a first fit: on a 146-neuron C. elegans recording, 27 s of a 31 s fit
-(K = 3, D = 4, 50 iterations). Two XLA options cut that to about 9 s:
+(K = 3, D = 4, 50 iterations). Two XLA options cut that to 9-11 s:
 
 - ``xla_cpu_use_fusion_emitters=False``: loop fusions are emitted by XLA's older elemental emitter, which
   compiles about twice as fast as the MLIR fusion emitters and ran these programs as fast;
