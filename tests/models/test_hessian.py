@@ -9,7 +9,7 @@ import pytest
 
 from ssmneuro.models import RSLDS
 from ssmneuro.models.components.transitions import FAMILIES as TRANSITIONS
-from ssmneuro.models.fitting.estep import (StepData, emission_quadratic, expected_emission_log_prob, expected_log_joint,
+from ssmneuro.models.fitting.estep import (StepData, estep_constants, expected_emission_log_prob, expected_log_joint,
                                           precision_blocks)
 
 
@@ -74,21 +74,24 @@ def test_block_hessian_matches_autodiff(emissions, transitions):
 
 
 def test_gaussian_emission_quadratic_equals_generic_path():
-    """Newton's fast path for Gaussian emissions (diagonal R): the quadratic built once per E-step gives the
-    same L(x), gradient, block precision and expected emission term of the ELBO as the per-neuron log-density, masked entries included (NaN there
-    does not leak into the quadratic)."""
+    """Newton's fast path: the constants built once per E-step (the quadratic form of Gaussian emissions with
+    diagonal R, and the precisions of Q_k and Sigma_k) give the same L(x), gradient, block precision and expected
+    emission term of the ELBO as the per-neuron log-density and precisions computed on the spot, masked entries
+    included (NaN there does not leak into the quadratic)."""
     model, p, x, step, probs, pairs = make_case("gaussian", "recurrent", padded=True)
-    quad = emission_quadratic(model, p, step._replace(emissions=jnp.where(step.masks > 0, step.emissions, jnp.nan)))
-    assert quad is not None and emission_quadratic(RSLDS(K, D, N, emissions="poisson"), p, step) is None
+    consts = estep_constants(model, p, step._replace(emissions=jnp.where(step.masks > 0, step.emissions, jnp.nan)))
+    assert consts.emissions is not None
+    assert estep_constants(RSLDS(K, D, N, emissions="poisson"), p, step).emissions is None
     generic = lambda z: expected_log_joint(model, p, z, step, probs, pairs)
-    fast = lambda z: expected_log_joint(model, p, z, step, probs, pairs, quad)
+    fast = lambda z: expected_log_joint(model, p, z, step, probs, pairs, consts)
     np.testing.assert_allclose(fast(x), generic(x), rtol=1e-12)
     np.testing.assert_allclose(jax.grad(fast)(x), jax.grad(generic)(x), rtol=1e-10, atol=1e-12)
-    for a, b in zip(precision_blocks(model, p, x, step, probs, pairs, quad), precision_blocks(model, p, x, step, probs, pairs)):
+    for a, b in zip(precision_blocks(model, p, x, step, probs, pairs, consts),
+                    precision_blocks(model, p, x, step, probs, pairs)):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
     A = jax.random.normal(jax.random.key(9), (T, D, D))
     covs = A @ jnp.swapaxes(A, -1, -2) + 0.1 * jnp.eye(D)  # E_q[log p(y | x)] under q(x_t) = N(x_t, covs_t)
-    np.testing.assert_allclose(expected_emission_log_prob(model, p, x, covs, step, quad),
+    np.testing.assert_allclose(expected_emission_log_prob(model, p, x, covs, step, consts.emissions),
                                expected_emission_log_prob(model, p, x, covs, step), rtol=1e-12)
 
 

@@ -22,7 +22,6 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from ssmneuro.inference._chol import chol_inverse, cholesky
 from ssmneuro.inference.block_tridiag import BlockTridiagPosterior, block_tridiag_posterior
 from ssmneuro.models.components import dynamics as dyn
 from ssmneuro.models.components import transitions as trans
@@ -61,15 +60,15 @@ def prior_terms(model, params, x, step, pairs):
     return padded + trans.expected_log_transition_terms(model.transitions, params.transitions, x, step.inputs, pairs)
 
 
-def initial_term(params, x0, probs0):
-    """sum_k q(z_0 = k) log N(x_0 | mu_k, Sigma_k)."""
-    return jnp.sum(probs0 * dyn.initial_log_likelihoods(params.initial, x0))
+def initial_term(params, x0, probs0, prec=None):
+    """sum_k q(z_0 = k) log N(x_0 | mu_k, Sigma_k); prec: (Sigma_k^{-1}, log det Sigma_k) if precomputed."""
+    return jnp.sum(probs0 * dyn.initial_log_likelihoods(params.initial, x0, prec))
 
 
-def initial_precision(params, probs0):
+def initial_precision(params, probs0, prec=None):
     """(D, D) -Hessian of initial_term: sum_k q(z_0 = k) Sigma_k^{-1}."""
-    inv = chol_inverse(cholesky(params.initial.covs))
-    return jnp.einsum("k,kij->ij", probs0, 0.5 * (inv + jnp.swapaxes(inv, -1, -2)))
+    inv = dyn.precision_and_logdet(params.initial.covs)[0] if prec is None else prec[0]
+    return jnp.einsum("k,kij->ij", probs0, inv)
 
 
 class EmissionQuadratic(NamedTuple):
@@ -98,6 +97,29 @@ def emission_quadratic(model, params, step):
     return EmissionQuadratic(constants, (w * resid) @ C, jnp.einsum("nd,tn,ne->tde", C, w, C))
 
 
+class EStepConstants(NamedTuple):
+    """What one E-step needs that depends on the parameters (and data) alone, built once, outside Newton's loop,
+    so that its program holds one copy (every evaluation of L inside the loop would otherwise refactor Q_k):
+
+        dynamics_precisions  (Q_k^{-1} (K, D, D), log det Q_k (K,))
+        initial_precisions   (Sigma_k^{-1} (K, D, D), log det Sigma_k (K,))
+        emissions            ``EmissionQuadratic`` or None (the family's generic log-density)."""
+
+    dynamics_precisions: tuple
+    initial_precisions: tuple
+    emissions: EmissionQuadratic | None
+
+
+def estep_constants(model, params, step, quadratic_emissions=True) -> EStepConstants:
+    """``EStepConstants`` of one trial; ``quadratic_emissions=False`` keeps the generic emission path."""
+    quad = emission_quadratic(model, params, step) if quadratic_emissions else None
+    return EStepConstants(dyn.precisions(params.dynamics), dyn.precision_and_logdet(params.initial.covs), quad)
+
+
+def _constants(model, params, step, consts):
+    return estep_constants(model, params, step, quadratic_emissions=False) if consts is None else consts
+
+
 def emission_terms(model, params, x, step, quad=None):
     """(T,) log p(y_t | x_t [, y_{t-1}]) at x (T, D): from ``quad`` if given, else the family's log_prob."""
     if quad is not None:
@@ -115,37 +137,41 @@ def unary_terms(model, params, x, step, q_probs, q_pairs, quad=None):
                                                                        _padded_pairs(q_pairs, step.valid))
 
 
-def unary_hessians(model, params, x, step, q_probs, q_pairs, quad=None):
+def unary_hessians(model, params, x, step, q_probs, q_pairs, consts=None):
     """(T, D, D) Hessians of the unary terms, the initial state's included (all in closed form)."""
+    consts = _constants(model, params, step, consts)
     u, valid, pairs = step.inputs, step.valid, _padded_pairs(q_pairs, step.valid)
     D = x.shape[1]
-    if quad is not None:
-        H = -quad.precisions
+    if consts.emissions is not None:
+        H = -consts.emissions.precisions
     else:
         em = lambda x_t, y_t, yp_t, m_t: value_and_hessian(model, params.emissions, x_t, y_t, yp_t, m_t)[1]
         H = jax.vmap(em)(x, step.emissions, step.prev_emissions, step.masks)
     H = H - (1.0 - valid)[:, None, None] * jnp.eye(D, dtype=x.dtype)
     if model.transitions not in trans.CLOSED_FORM:
         H = H + trans.log_transition_hessians(model.transitions, params.transitions, x, u, pairs)
-    return H.at[0].add(-initial_precision(params, q_probs[0]))
+    return H.at[0].add(-initial_precision(params, q_probs[0], consts.initial_precisions))
 
 
-def pairwise_terms(params, x, step, q_probs):
-    """(T-1,) sum_k w_tk log N(x_{t+1} | A_k x_t + V_k u_t + b_k, Q_k)."""
+def pairwise_terms(params, x, step, q_probs, prec=None):
+    """(T-1,) sum_k w_tk log N(x_{t+1} | A_k x_t + V_k u_t + b_k, Q_k); prec: ``dyn.precisions`` if precomputed."""
     w = _pair_weights(q_probs, step.valid)
-    return jnp.sum(w * dyn.log_likelihood_matrix(params.dynamics, x, step.inputs), axis=-1)
+    return jnp.sum(w * dyn.log_likelihood_matrix(params.dynamics, x, step.inputs, prec), axis=-1)
 
 
-def expected_log_joint(model, params, x, step, q_probs, q_pairs, quad=None):
-    """L(x) for x (T, D) (the objective of Newton's method); quad: ``emission_quadratic`` or None."""
-    return (jnp.sum(pairwise_terms(params, x, step, q_probs)) + initial_term(params, x[0], q_probs[0])
-            + jnp.sum(unary_terms(model, params, x, step, q_probs, q_pairs, quad)))
+def expected_log_joint(model, params, x, step, q_probs, q_pairs, consts=None):
+    """L(x) for x (T, D) (the objective of Newton's method); consts: ``estep_constants`` or None (computed here,
+    generic emission path)."""
+    consts = _constants(model, params, step, consts)
+    return (jnp.sum(pairwise_terms(params, x, step, q_probs, consts.dynamics_precisions))
+            + initial_term(params, x[0], q_probs[0], consts.initial_precisions)
+            + jnp.sum(unary_terms(model, params, x, step, q_probs, q_pairs, consts.emissions)))
 
 
-def dynamics_precision_blocks(params, step, q_probs):
+def dynamics_precision_blocks(params, step, q_probs, prec=None):
     """Block-tridiagonal -Hessian of the pairwise (dynamics) terms: (J_diag (T,D,D), J_lower (T-1,D,D))."""
     A = params.dynamics.weights
-    Qinv = dyn.precisions(params.dynamics)[0]
+    Qinv = (dyn.precisions(params.dynamics) if prec is None else prec)[0]
     QinvA = Qinv @ A
     AtQinvA = jnp.swapaxes(A, -1, -2) @ QinvA
     w = _pair_weights(q_probs, step.valid)
@@ -158,10 +184,11 @@ def dynamics_precision_blocks(params, step, q_probs):
     return J_diag, J_lower
 
 
-def precision_blocks(model, params, x, step, q_probs, q_pairs, quad=None):
+def precision_blocks(model, params, x, step, q_probs, q_pairs, consts=None):
     """J = -Hessian of L at x, as (J_diag (T, D, D), J_lower (T-1, D, D))."""
-    J_diag, J_lower = dynamics_precision_blocks(params, step, q_probs)
-    H = unary_hessians(model, params, x, step, q_probs, q_pairs, quad)
+    consts = _constants(model, params, step, consts)
+    J_diag, J_lower = dynamics_precision_blocks(params, step, q_probs, consts.dynamics_precisions)
+    H = unary_hessians(model, params, x, step, q_probs, q_pairs, consts)
     return J_diag - 0.5 * (H + jnp.swapaxes(H, -1, -2)), J_lower
 
 
@@ -172,22 +199,24 @@ def _information_vector(J_diag, J_lower, x):
     return h.at[:-1].add(jnp.einsum("tji,tj->ti", J_lower, x[1:]))
 
 
-def newton_posterior(model, params, x, step, q_probs, q_pairs, parallel=False, quad=None):
+def newton_posterior(model, params, x, step, q_probs, q_pairs, parallel=False, consts=None):
     """At x: (L(x), Gaussian N(x + J^{-1} g, J^{-1}) with J = -Hessian, g = grad L (core posterior), g)."""
-    objective = lambda z: expected_log_joint(model, params, z, step, q_probs, q_pairs, quad)
+    consts = _constants(model, params, step, consts)
+    objective = lambda z: expected_log_joint(model, params, z, step, q_probs, q_pairs, consts)
     value, grad = jax.value_and_grad(objective)(x)
-    J_diag, J_lower = precision_blocks(model, params, x, step, q_probs, q_pairs, quad)
+    J_diag, J_lower = precision_blocks(model, params, x, step, q_probs, q_pairs, consts)
     h = _information_vector(J_diag, J_lower, x) + grad
     return value, block_tridiag_posterior(J_diag, J_lower, h, parallel=parallel), grad
 
 
-def newton_step(model, params, x, step, q_probs, q_pairs, parallel=False, quad=None):
+def newton_step(model, params, x, step, q_probs, q_pairs, parallel=False, consts=None):
     """One damped Newton step on L: x + s J^{-1} grad L with s = 1, halved (up to MAX_HALVINGS times) until L
     improves, else no step. Near the mode the full step is taken after one evaluation of L (a while loop, so
     also under vmap, where a cond would evaluate both branches).
     -> (new x, gain in L, Newton decrement g^T J^{-1} g, L at x, posterior at x)."""
-    objective = lambda z: expected_log_joint(model, params, z, step, q_probs, q_pairs, quad)
-    value, post, grad = newton_posterior(model, params, x, step, q_probs, q_pairs, parallel, quad)
+    consts = _constants(model, params, step, consts)
+    objective = lambda z: expected_log_joint(model, params, z, step, q_probs, q_pairs, consts)
+    value, post, grad = newton_posterior(model, params, x, step, q_probs, q_pairs, parallel, consts)
     direction = post.means - x
     at = lambda size: jnp.nan_to_num(objective(x + size * direction), nan=-jnp.inf, posinf=-jnp.inf)
 
@@ -203,21 +232,21 @@ def newton_step(model, params, x, step, q_probs, q_pairs, parallel=False, quad=N
 
 
 def laplace_posterior_at_mode(model, params, x0, step, q_probs, q_pairs, max_steps=10, tol=1e-6, parallel=False,
-                              quad=None):
+                              consts=None):
     """Damped Newton from x0 until the Newton decrement g^T J^{-1} g < tol (1 + |L|) (then one full step);
     -> core BlockTridiagPosterior at the mode (means = x*, covs = J(x*)^{-1} blocks).
 
     The loop body runs at most max_steps + 1 times: the last pass only evaluates the posterior at the final
-    point (so the posterior code is compiled once, not again outside the loop). quad: ``emission_quadratic``
+    point (so the posterior code is compiled once, not again outside the loop). consts: ``estep_constants``
     (built here if None)."""
-    quad = emission_quadratic(model, params, step) if quad is None else quad
+    consts = estep_constants(model, params, step) if consts is None else consts
 
     def cond(c):
         return ~c[2]
 
     def body(c):
         i, x, _, _ = c
-        x_new, gain, decrement, value, post = newton_step(model, params, x, step, q_probs, q_pairs, parallel, quad)
+        x_new, gain, decrement, value, post = newton_step(model, params, x, step, q_probs, q_pairs, parallel, consts)
         converged = (decrement < tol * (1.0 + jnp.abs(value))) | ~(gain > 0)
         out_of_steps = i >= max_steps
         # converged: the posterior computed at x already holds the full Newton step as its mean;
@@ -233,10 +262,12 @@ def laplace_posterior_at_mode(model, params, x0, step, q_probs, q_pairs, max_ste
     return post._replace(means=x)
 
 
-def discrete_potentials(model, params, means, covs, cross_covs, step):
+def discrete_potentials(model, params, means, covs, cross_covs, step, consts=None):
     """(log_init (K,), log_transition_matrices (T-1, K, K), log_likelihoods (T, K)) for q(z)."""
-    ll0 = dyn.initial_expected_log_likelihoods(params.initial, means[0], covs[0])
-    ll = dyn.expected_log_likelihood_matrix(params.dynamics, means, covs, cross_covs, step.inputs)
+    consts = _constants(model, params, step, consts)
+    ll0 = dyn.initial_expected_log_likelihoods(params.initial, means[0], covs[0], consts.initial_precisions)
+    ll = dyn.expected_log_likelihood_matrix(params.dynamics, means, covs, cross_covs, step.inputs,
+                                            consts.dynamics_precisions)
     ll = jnp.concatenate([ll0[None], ll * step.valid[1:, None]], axis=0)
     log_Ps = trans.log_transition_matrices(model.transitions, params.transitions, means, step.inputs)
     return jnp.log(params.initial.probs), log_Ps, ll
@@ -253,17 +284,18 @@ def expected_emission_log_prob(model, params, means, covs, step, quad=None):
 
 def e_step(model, params, x0, q_probs, q_pairs, step, max_newton=10, parallel=False):
     """One trial's E-step: q(x) by Newton/Laplace given q(z), then q(z) given q(x). -> (Posterior, elbo)."""
-    quad = emission_quadratic(model, params, step)
-    qx = laplace_posterior_at_mode(model, params, x0, step, q_probs, q_pairs, max_newton, parallel=parallel, quad=quad)
+    consts = estep_constants(model, params, step)
+    qx = laplace_posterior_at_mode(model, params, x0, step, q_probs, q_pairs, max_newton, parallel=parallel,
+                                   consts=consts)
     x = qx.means
-    log_init, log_Ps, ll = discrete_potentials(model, params, x, qx.covs, qx.cross_covs, step)
+    log_init, log_Ps, ll = discrete_potentials(model, params, x, qx.covs, qx.cross_covs, step, consts)
     from ssmneuro.inference.hmm import hmm_smoother
 
     qz = hmm_smoother(log_init, log_Ps, ll, parallel=parallel)
     T, D = x.shape
     num_padded = T - jnp.sum(step.valid)
     entropy = 0.5 * T * D * (1.0 + LOG_2PI) - 0.5 * qx.log_det_precision
-    elbo = (qz.log_likelihood + expected_emission_log_prob(model, params, x, qx.covs, step, quad) + entropy
+    elbo = (qz.log_likelihood + expected_emission_log_prob(model, params, x, qx.covs, step, consts.emissions) + entropy
             - num_padded * 0.5 * D * (1.0 + LOG_2PI))
     post = Posterior(qz.smoothed_probs, x, qx.covs, qx.cross_covs, qz.expected_transitions)
     return post, elbo
