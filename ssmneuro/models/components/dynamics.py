@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from ssmneuro.inference._chol import cholesky, solve_triangular
+from ssmneuro.inference._chol import chol_inverse, cholesky, symmetrize
 from ssmneuro.models.params import DynamicsParams, InitialParams
 
 LOG_2PI = 1.8378770664093453
@@ -27,11 +27,8 @@ def init_dynamics(key, num_states, latent_dim, input_dim, dtype=jnp.float32) -> 
 def precision_and_logdet(covs):
     """(Sigma^{-1} (..., D, D) symmetrised, log det Sigma (...,)) for covariances Sigma (..., D, D)."""
     L = cholesky(covs)
-    eye = jnp.broadcast_to(jnp.eye(L.shape[-1], dtype=L.dtype), L.shape)
-    Linv = solve_triangular(L, eye, lower=True)
-    P = jnp.swapaxes(Linv, -1, -2) @ Linv
     logdet = 2.0 * jnp.sum(jnp.log(jnp.diagonal(L, axis1=-2, axis2=-1)), -1)
-    return 0.5 * (P + jnp.swapaxes(P, -1, -2)), logdet
+    return symmetrize(chol_inverse(L)), logdet
 
 
 def initial_log_likelihoods(initial: InitialParams, x0, prec=None) -> Array:
