@@ -31,17 +31,17 @@ def precision_and_logdet(covs):
     return symmetrize(chol_inverse(L)), logdet
 
 
-def initial_log_likelihoods(initial: InitialParams, x0, prec=None) -> Array:
-    """(K,): log N(x_0 | mu_k, Sigma_k); prec = ``precision_and_logdet(initial.covs)`` if precomputed."""
-    P, logdet = precision_and_logdet(initial.covs) if prec is None else prec
+def initial_log_likelihoods(initial: InitialParams, x0, prec) -> Array:
+    """(K,): log N(x_0 | mu_k, Sigma_k); prec = ``precision_and_logdet(initial.covs)``."""
+    P, logdet = prec
     r = x0 - initial.means
     return -0.5 * (x0.shape[-1] * LOG_2PI + logdet + jnp.einsum("ki,kij,kj->k", r, P, r))
 
 
-def initial_expected_log_likelihoods(initial: InitialParams, m0, S0, prec=None) -> Array:
-    """(K,): E_q[log N(x_0 | mu_k, Sigma_k)] under q(x_0) = N(m0, S0):
+def initial_expected_log_likelihoods(initial: InitialParams, m0, S0, prec) -> Array:
+    """(K,): E_q[log N(x_0 | mu_k, Sigma_k)] under q(x_0) = N(m0, S0), prec = ``precision_and_logdet(initial.covs)``:
     tr(P_k E[e e^T]) = r_k^T P_k r_k + tr(P_k S0), r_k = m0 - mu_k."""
-    P, logdet = precision_and_logdet(initial.covs) if prec is None else prec
+    P, logdet = prec
     r = m0 - initial.means
     trace = jnp.einsum("ki,kij,kj->k", r, P, r) + jnp.einsum("kij,ij->k", P, S0)
     return -0.5 * (m0.shape[-1] * LOG_2PI + logdet + trace)

@@ -60,15 +60,14 @@ def prior_terms(model, params, x, step, pairs):
     return padded + trans.expected_log_transition_terms(model.transitions, params.transitions, x, step.inputs, pairs)
 
 
-def initial_term(params, x0, probs0, prec=None):
-    """sum_k q(z_0 = k) log N(x_0 | mu_k, Sigma_k); prec: (Sigma_k^{-1}, log det Sigma_k) if precomputed."""
+def initial_term(params, x0, probs0, prec):
+    """sum_k q(z_0 = k) log N(x_0 | mu_k, Sigma_k); prec: (Sigma_k^{-1}, log det Sigma_k)."""
     return jnp.sum(probs0 * dyn.initial_log_likelihoods(params.initial, x0, prec))
 
 
-def initial_precision(params, probs0, prec=None):
-    """(D, D) -Hessian of initial_term: sum_k q(z_0 = k) Sigma_k^{-1}."""
-    inv = dyn.precision_and_logdet(params.initial.covs)[0] if prec is None else prec[0]
-    return jnp.einsum("k,kij->ij", probs0, inv)
+def initial_precision(probs0, prec):
+    """(D, D) -Hessian of initial_term: sum_k q(z_0 = k) Sigma_k^{-1}; prec: (Sigma_k^{-1}, log det Sigma_k)."""
+    return jnp.einsum("k,kij->ij", probs0, prec[0])
 
 
 class EmissionQuadratic(NamedTuple):
@@ -150,11 +149,11 @@ def unary_hessians(model, params, x, step, q_probs, q_pairs, consts=None):
     H = H - (1.0 - valid)[:, None, None] * jnp.eye(D, dtype=x.dtype)
     if model.transitions not in trans.CLOSED_FORM:
         H = H + trans.log_transition_hessians(model.transitions, params.transitions, x, u, pairs)
-    return H.at[0].add(-initial_precision(params, q_probs[0], consts.initial_precisions))
+    return H.at[0].add(-initial_precision(q_probs[0], consts.initial_precisions))
 
 
-def pairwise_terms(params, x, step, q_probs, prec=None):
-    """(T-1,) sum_k w_tk log N(x_{t+1} | A_k x_t + V_k u_t + b_k, Q_k); prec: ``dyn.precisions`` if precomputed."""
+def pairwise_terms(params, x, step, q_probs, prec):
+    """(T-1,) sum_k w_tk log N(x_{t+1} | A_k x_t + V_k u_t + b_k, Q_k); prec: ``dyn.precisions(params.dynamics)``."""
     w = _pair_weights(q_probs, step.valid)
     return jnp.sum(w * dyn.log_likelihood_matrix(params.dynamics, x, step.inputs, prec), axis=-1)
 
@@ -168,10 +167,11 @@ def expected_log_joint(model, params, x, step, q_probs, q_pairs, consts=None):
             + jnp.sum(unary_terms(model, params, x, step, q_probs, q_pairs, consts.emissions)))
 
 
-def dynamics_precision_blocks(params, step, q_probs, prec=None):
-    """Block-tridiagonal -Hessian of the pairwise (dynamics) terms: (J_diag (T,D,D), J_lower (T-1,D,D))."""
+def dynamics_precision_blocks(params, step, q_probs, prec):
+    """Block-tridiagonal -Hessian of the pairwise (dynamics) terms: (J_diag (T,D,D), J_lower (T-1,D,D));
+    prec: ``dyn.precisions(params.dynamics)``."""
     A = params.dynamics.weights
-    Qinv = (dyn.precisions(params.dynamics) if prec is None else prec)[0]
+    Qinv = prec[0]
     QinvA = Qinv @ A
     AtQinvA = jnp.swapaxes(A, -1, -2) @ QinvA
     w = _pair_weights(q_probs, step.valid)
