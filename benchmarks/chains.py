@@ -21,6 +21,7 @@ import numpy as np
 
 from ssmneuro.inference.block_tridiag import _posterior_jit as block_tridiag_jit
 from ssmneuro.inference.hmm import _smoother_jit as hmm_smoother_jit
+from ssmneuro.inference.scan import schedule_for
 
 
 def best_time(fn, *args, repeats=3):
@@ -46,7 +47,8 @@ def bench_hmm(T, K):
 
     pi, A, log_lik = hmm_problem(T, K)
     ours_seq = jax.jit(lambda p, a, l: hmm_smoother_jit(jnp.log(p), jnp.log(a), l, None, parallel=False))
-    ours_par = jax.jit(lambda p, a, l: hmm_smoother_jit(jnp.log(p), jnp.log(a), l, None, parallel=True))
+    ours_par = jax.jit(lambda p, a, l: hmm_smoother_jit(jnp.log(p), jnp.log(a), l, None,
+                                                        parallel=schedule_for(True)))
     dx_seq = jax.jit(lambda p, a, l: dx_smoother(p, a, l))
     dx_par = jax.jit(lambda p, a, l: dx_parallel_smoother(p, a, l))
     row = {"T": T, "K": K}

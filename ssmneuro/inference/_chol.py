@@ -96,10 +96,11 @@ def solve_triangular(a, b, lower=False, trans=0):
     """x with op(a) x = b, op = identity (trans=0) or transpose (trans=1); a (..., D, D) triangular,
     b (..., D) or (..., D, M) (as ``jax.scipy.linalg.solve_triangular``)."""
     D = a.shape[-1]
-    if D > SMALL:
-        return jax.scipy.linalg.solve_triangular(a, b, lower=lower, trans=trans)
     vec = b.ndim == a.ndim - 1
-    B = b[..., None] if vec else b
+    B = b[..., None] if vec else b  # batched vectors as one-column matrices (jax deprecates batched 1-D b)
+    if D > SMALL:
+        x = jax.scipy.linalg.solve_triangular(a, B, lower=lower, trans=trans)
+        return x[..., 0] if vec else x
     A = jnp.swapaxes(a, -1, -2) if trans else a
     forward = lower != bool(trans)  # op(a) is lower triangular
     order = range(D) if forward else range(D - 1, -1, -1)

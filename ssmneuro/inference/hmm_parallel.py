@@ -60,6 +60,27 @@ def _sum_product(earlier, later):
     return _rescale(log_matmul(earlier.log_matrix, later.log_matrix), earlier.log_scale + later.log_scale)
 
 
+def _sum_product_onto_rows(state, later):
+    """``_sum_product`` when every row of ``state`` is the same (a forward prefix): one vector-matrix
+    product, O(K^2) instead of O(K^3), broadcast back to every row."""
+    row = logsumexp(state.log_matrix[..., 0, :, None] + later.log_matrix, axis=-2)
+    return _rescale(jnp.broadcast_to(row[..., None, :], state.log_matrix.shape), state.log_scale + later.log_scale)
+
+
+def _sum_product_onto_columns(state, earlier):
+    """earlier ⊗ state (``_sum_product(earlier, state)``, argument order of the reverse scan) when every column of
+    ``state`` is the same (a backward suffix): one matrix-vector product broadcast back to every column."""
+    column = logsumexp(earlier.log_matrix + state.log_matrix[..., None, :, 0], axis=-1)
+    return _rescale(jnp.broadcast_to(column[..., :, None], state.log_matrix.shape),
+                    earlier.log_scale + state.log_scale)
+
+
+def _max_plus_onto_rows(state, later):
+    """``_max_plus`` when every row of ``state`` is the same (a Viterbi prefix)."""
+    row = jnp.max(state.log_matrix[..., 0, :, None] + later.log_matrix, axis=-2)
+    return _rescale(jnp.broadcast_to(row[..., None, :], state.log_matrix.shape), state.log_scale + later.log_scale)
+
+
 def _max_plus_matmul(log_A, log_B):
     """C[i, j] = max_k A[i, k] + B[k, j]; a loop over k when the broadcast would be large."""
     K = log_A.shape[-1]
@@ -103,7 +124,8 @@ def _predicted(log_pi, log_A, log_filt):
 def filter_parallel(log_pi, log_A, log_lik, schedule="tree"):
     """(log p(y), log filtered (T, K), log predicted (T, K)) by a (logsumexp, +) prefix scan under ``schedule``
     (``scan.associative_scan``)."""
-    prefixes = associative_scan(_sum_product, _forward_elements(log_pi, log_A, log_lik), schedule=schedule)
+    prefixes = associative_scan(_sum_product, _forward_elements(log_pi, log_A, log_lik), schedule=schedule,
+                                apply=_sum_product_onto_rows)
     first_rows = prefixes.log_matrix[:, 0, :]
     log_Z = prefixes.log_scale[-1] + logsumexp(first_rows[-1])
     log_filt = _normalize(first_rows)
@@ -116,7 +138,7 @@ def _log_backward(log_A, log_lik, schedule):
     matrices = jnp.concatenate([_step_matrices(log_A, log_lik), jnp.zeros((1, K, K), log_lik.dtype)])
     elements = _rescale(matrices, jnp.zeros(matrices.shape[:1], matrices.dtype))
     suffixes = associative_scan(lambda later, earlier: _sum_product(earlier, later), elements, reverse=True,
-                                schedule=schedule)
+                                schedule=schedule, apply=_sum_product_onto_columns)
     return _normalize(suffixes.log_matrix[:, :, 0])
 
 
@@ -147,7 +169,8 @@ def _follow_maps(maps, z_last, schedule):
 
 def viterbi_parallel(log_pi, log_A, log_lik, schedule="tree"):
     """Max-plus prefix scan for delta_t, then backpointers composed by a reverse scan over index maps."""
-    prefixes = associative_scan(_max_plus, _forward_elements(log_pi, log_A, log_lik), schedule=schedule)
+    prefixes = associative_scan(_max_plus, _forward_elements(log_pi, log_A, log_lik), schedule=schedule,
+                                apply=_max_plus_onto_rows)
     delta = prefixes.log_matrix[:, 0, :]
     pointers = jnp.argmax(delta[:-1, :, None] + log_A, axis=-2)  # (T-1, K): best z_t given z_{t+1} = j
     return _follow_maps(pointers.astype(jnp.int32), jnp.argmax(delta[-1]).astype(jnp.int32), schedule)

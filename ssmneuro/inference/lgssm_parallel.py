@@ -76,6 +76,24 @@ def filter_combine(earlier, later):
     return A, b, C, eta, J
 
 
+def filter_apply(state, later):
+    """``filter_combine`` when ``earlier`` is a state, a filtered N(b_i, C_i) with A_i, eta_i, J_i zero (every
+    prefix of the filter's scan is one): then A, eta and J stay zero and only b and C are computed,
+    b = A_j M^{-1}(b_i + C_i eta_j) + b_j and C = A_j M^{-1} C_i A_j^T + C_j, with the same factors as there."""
+    Ai, bi, Ci, etai, Ji = state
+    Aj, bj, Cj, etaj, Jj = later
+    D = bi.shape[-1]
+    U = psd_factor(Ci)
+    JU = Jj @ U
+    LS, Wt = cholesky_and_solve(symmetrize(jnp.eye(D, dtype=Ci.dtype) + _mT(U) @ JU), U)
+    v = bi + _mv(Ci, etaj)
+    Vv = solve_triangular(LS, _mv(_mT(JU), v), lower=True)  # V v, V = L_S^{-1} U^T J_j
+    WAjT = _mT(Wt) @ _mT(Aj)
+    b = _mv(Aj, v - _mv(Wt, Vv)) + bj
+    C = symmetrize(_mT(WAjT) @ WAjT + Cj)
+    return Ai, b, C, etai, Ji
+
+
 def parallel_filter(initial_mean, initial_cov, dynamics: Dynamics, info: EmissionInfo, schedule="tree"):
     """Filter by an associative scan (``scan.associative_scan`` under ``schedule``); then predictions and
     log p(y_t | y_{1:t-1}) for all t at once.
@@ -93,7 +111,7 @@ def parallel_filter(initial_mean, initial_cov, dynamics: Dynamics, info: Emissio
     zeros = jnp.zeros((1, D, D), P1.dtype)
     first = (zeros, m1[None], P1[None], jnp.zeros((1, D), P1.dtype), zeros)
     elems = tuple(jnp.concatenate([f, e]) for f, e in zip(first, elems))
-    _, mf, Pf, _, _ = associative_scan(filter_combine, elems, schedule=schedule)
+    _, mf, Pf, _, _ = associative_scan(filter_combine, elems, schedule=schedule, apply=filter_apply)
     step = jax.vmap(predict, in_axes=(0, 0, time_axis(F, 2), 0, time_axis(Q, 2)))
     mp, Pp = step(mf[:-1], Pf[:-1], rest(F, 2), u[:-1], rest(Q, 2))
     mp = jnp.concatenate([initial_mean[None], mp])
@@ -111,7 +129,16 @@ def smoother_combine(later, earlier):
     return Ee @ El, (Ee @ gl[..., None])[..., 0] + ge, symmetrize(Ee @ Ll @ _mT(Ee) + Le)
 
 
+def smoother_apply(state, earlier):
+    """``smoother_combine`` when ``later`` is a state, the smoothed N(g_l, L_l) with E_l zero (every suffix of
+    the smoother's scan is one, as the last kernel's E is): E stays zero, and its product is skipped."""
+    El, gl, Ll = state
+    Ee, ge, Le = earlier
+    return El, (Ee @ gl[..., None])[..., 0] + ge, symmetrize(Ee @ Ll @ _mT(Ee) + Le)
+
+
 def parallel_smoother(E, g, L, schedule="tree"):
     """Same outputs as ``sequential_smoother``, by a reverse associative scan under ``schedule``."""
-    _, ms, Ps = associative_scan(smoother_combine, (E, g, L), reverse=True, schedule=schedule)
+    _, ms, Ps = associative_scan(smoother_combine, (E, g, L), reverse=True, schedule=schedule,
+                                 apply=smoother_apply)
     return ms, Ps, Ps[1:] @ _mT(E[:-1])

@@ -41,43 +41,54 @@ def schedule_for(parallel):
     return parallel
 
 
-def associative_scan(fn, elems, reverse=False, schedule="tree"):
+def associative_scan(fn, elems, reverse=False, schedule="tree", apply=None):
     """Inclusive scan of ``elems`` (a pytree of arrays with a leading axis T) under the associative ``fn``.
 
     fn(earlier, later) composes two batches of elements (leading axes are batch), as for
     ``jax.lax.associative_scan``, whose output (also with ``reverse``, where fn still receives the element
     nearer the start of the scan first) this reproduces under either schedule.
+
+    ``apply(prefix, later)``, optional, must equal ``fn`` whenever its first argument is a prefix of the scan
+    (the composition of elements 1..t), and may be cheaper there: when the first element is a "state" (a
+    Kalman filter's N(m, P), with zero transition), so is every prefix, and composing onto a state is just
+    propagating it. The ``"blocked"`` schedule's last pass, which rescans every chunk from its prefix (half its
+    operator calls), uses it; the tree has no such pass and ignores it.
     """
     if schedule == "tree":
         return jax.lax.associative_scan(fn, elems, reverse=reverse)
     if schedule != "blocked":
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
-    if reverse:
-        flip = lambda tree: jax.tree.map(lambda x: jnp.flip(x, 0), tree)  # noqa: E731
-        return flip(_blocked_scan(fn, flip(elems)))
-    return _blocked_scan(fn, elems)
+    return _blocked_scan(fn, elems, fn if apply is None else apply, reverse)
 
 
-def _blocked_scan(fn, elems):
-    """The ``"blocked"`` schedule (module docstring) of a forward inclusive scan."""
+def _blocked_scan(fn, elems, apply, reverse):
+    """The ``"blocked"`` schedule (module docstring); ``apply`` rescans the chunks.
+
+    Chunk b holds scan positions b c .. b c + c - 1 (position p is element p, or T - 1 - p with ``reverse``),
+    the last chunk padded by repeating the last position, whose outputs are dropped. Every loop step gathers
+    step s of all chunks and the rescan scatters its results straight into the (T, ...) outputs: no padded,
+    flipped or transposed copies of the elements (those copies cost XLA:CPU as much as a pass of the scan).
+    """
     tmap = jax.tree.map
     T = jax.tree.leaves(elems)[0].shape[0]
     if T == 1:
         return elems
     chunk = min(MAX_CHUNK, math.isqrt(T - 1) + 1)
     num_chunks = -(-T // chunk)
-    pad = num_chunks * chunk - T  # padding repeats the last element; its outputs are dropped
+    starts = jnp.arange(num_chunks) * chunk
 
-    def by_chunk(x):  # (T, ...) -> (chunk, num_chunks, ...): step s of every chunk in one slice
-        x = jnp.concatenate([x, jnp.repeat(x[-1:], pad, 0)]) if pad else x
-        return jnp.swapaxes(x.reshape((num_chunks, chunk) + x.shape[1:]), 0, 1)
+    def index(positions):  # scan positions (past-the-end ones clamped) -> element indices
+        positions = jnp.minimum(positions, T - 1)
+        return T - 1 - positions if reverse else positions
 
-    steps = tmap(by_chunk, elems)
-    totals, _ = jax.lax.scan(lambda acc, x: (fn(acc, x), None), tmap(lambda x: x[0], steps),
-                             tmap(lambda x: x[1:], steps))
+    def step(s):  # step s of every chunk
+        i = index(starts + s)
+        return tmap(lambda x: x[i], elems)
 
-    def accumulate(acc, x):
-        acc = fn(acc, x)
+    totals = jax.lax.fori_loop(1, chunk, lambda s, acc: fn(acc, step(s)), step(0))
+
+    def accumulate(acc, x):  # acc is a prefix: chunks 0..b
+        acc = apply(acc, x)
         return acc, acc
 
     first_total = tmap(lambda x: x[:1], totals)
@@ -87,14 +98,18 @@ def _blocked_scan(fn, elems):
     prefixes = tmap(lambda f, r: jnp.concatenate([f, f, r[:, 0]])[:num_chunks], first_total, running)
     first_chunk = jnp.arange(num_chunks) == 0
 
-    def rescan(acc, x_and_first_step):
-        x, first_step = x_and_first_step
-        keep = first_step & first_chunk
-        acc = tmap(lambda a, e: jnp.where(keep.reshape((-1,) + (1,) * (e.ndim - 1)), e, a), fn(acc, x), x)
-        return acc, acc
+    def rescan(s, carry):
+        acc, out = carry
+        x = step(s)
+        keep = (s == 0) & first_chunk
+        acc = tmap(lambda a, e: jnp.where(keep.reshape((-1,) + (1,) * (e.ndim - 1)), e, a), apply(acc, x), x)
+        positions = starts + s
+        target = jnp.where(positions < T, index(positions), T)  # T: out of bounds, dropped
+        out = tmap(lambda o, a: o.at[target].set(a, mode="drop"), out, acc)
+        return acc, out
 
-    _, out = jax.lax.scan(rescan, prefixes, (steps, jnp.arange(chunk) == 0))
-    return tmap(lambda y: jnp.swapaxes(y, 0, 1).reshape((num_chunks * chunk,) + y.shape[2:])[:T], out)
+    _, out = jax.lax.fori_loop(0, chunk, rescan, (prefixes, tmap(jnp.zeros_like, elems)))
+    return out
 
 
 def _diagonal_combine(earlier, later):

@@ -82,6 +82,29 @@ def test_blocked_schedule_equals_loop_and_tree(T, max_chunk, reverse, monkeypatc
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("T, max_chunk", [(17, MAX_CHUNK), (150, 4)])
+def test_blocked_schedule_rescans_with_apply(T, max_chunk, reverse, monkeypatch):
+    """``apply`` (the operator restricted to a prefix, here a state h: A = 0) gives the tree's output, and the
+    blocked schedule really calls it: a wrong ``apply`` changes the result."""
+    monkeypatch.setattr(scan, "MAX_CHUNK", max_chunk)
+    rng = np.random.default_rng(T)
+    A, b = rng.normal(size=(T, 3, 3)) / np.sqrt(3), rng.normal(size=(T, 3))
+    A[-1 if reverse else 0] = 0.0  # the first element of the scan is a state, so is every prefix
+    elems = (jnp.asarray(A), jnp.asarray(b))
+    tree = associative_scan(_compose_affine, elems, reverse=reverse, schedule="tree")
+
+    def propagate(state, later):
+        return state[0], jnp.einsum("...ij,...j->...i", later[0], state[1]) + later[1]
+
+    blocked = associative_scan(_compose_affine, elems, reverse=reverse, schedule="blocked", apply=propagate)
+    for x, y in zip(blocked, tree):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-10, atol=1e-10)
+    wrong = associative_scan(_compose_affine, elems, reverse=reverse, schedule="blocked",
+                             apply=lambda s, x: (s[0], propagate(s, x)[1] + 1.0))
+    assert np.max(np.abs(np.asarray(wrong[1]) - np.asarray(tree[1]))) > 0.5
+
+
 def test_schedule_for_names_the_choices():
     assert schedule_for(False) is None
     assert schedule_for(True) == ("blocked" if jax.default_backend() == "cpu" else "tree")
