@@ -269,3 +269,21 @@ def test_agrees_with_dynamax_hmm_smoother(time_varying):
     np.testing.assert_allclose(out.smoothed_probs, ref.smoothed_probs, atol=1e-10)
     np.testing.assert_allclose(out.filtered_probs, ref.filtered_probs, atol=1e-10)
     np.testing.assert_allclose(out.expected_transitions, ref.trans_probs, atol=1e-10)
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_float32_exact_beyond_the_float_range(parallel):
+    """A switch the transition matrix puts at e^-150 (below float32's smallest normal, e^-87) that 3 steps of
+    100-nat evidence overturn: log p(y) = log(1/2) - 150 in float32 too. Scaled-probability recursions
+    (dynamax's kind) round e^-150 to zero or to a floor, and miss this by tens of nats; the log-space ones do not."""
+    T = 6
+    log_A = np.array([[0.0, -150.0], [-150.0, 0.0]])
+    log_pi = np.log([0.5, 0.5])
+    log_lik = np.zeros((T, 2))
+    log_lik[:3, 1] = -500.0
+    log_lik[3:, 0] = -100.0
+    with jax.enable_x64(False):
+        out = hmm_smoother(*[np.asarray(x, np.float32) for x in (log_pi, log_A, log_lik)], parallel=parallel)
+    np.testing.assert_allclose(out.log_likelihood, np.log(0.5) - 150.0, rtol=1e-6)
+    np.testing.assert_allclose(out.smoothed_probs[:, 1], [0, 0, 0, 1, 1, 1], atol=1e-6)
+    np.testing.assert_allclose(out.expected_transitions, [[2, 1], [0, 2]], atol=1e-5)
