@@ -2,14 +2,16 @@
 forward / reversal locomotion?
 
     python benchmarks/celegans.py [--quick] [--iters 50] [--seed 0] [--fits 1] [--states 3] [--screen-iters 0]
-                                  [--batched] [--warm] [--tol 1e-5] [--cache DIR] [--restarts 3]
+                                  [--batched] [--warm] [--tol 1e-5] [--cache DIR] [--restarts 3] [--shared-shape]
 
 ``--batched``: the fits run side by side in one vmapped program (``RSLDS.fit(num_fits=...)``, seeds
 ``jax.random.split(key(seed), fits)``) instead of one after another; ``--warm`` repeats each worm's
 fitting once more to show the cost without compilation; ``--screen-iters S``: ``fit(num_fits=fits,
 screen_iters=S)``, each seed runs S iterations, the best is refitted in full; ``--tol``: ``fit(tol=...)``;
 ``--cache DIR``: the persistent compilation cache (a second run of the script then skips compilation);
-``--restarts R``: ``fit(num_restarts=R)``, the AR-HMM restarts of the initialisation (default 3).
+``--restarts R``: ``fit(num_restarts=R)``, the AR-HMM restarts of the initialisation (default 3);
+``--shared-shape``: every worm fitted with ``fit(pad_to=(longest T, most neurons))``, so that the five share
+one compiled program: the first worm's fit pays the compilation, the others reuse it.
 
 Per worm: RSLDS(K=3, D=4, recurrent transitions, Gaussian emissions) on the traces
 (gcamp/trace_array, z-scored per neuron), Laplace-EM; ``--fits`` fits from the seeds
@@ -77,7 +79,7 @@ def fit_worm_batched(traces, seed=0, num_iters=50, num_states=3, latent_dim=4, n
 
 
 def fit_worm(traces, seed=0, num_iters=50, num_states=3, latent_dim=4, num_fits=1, screen_iters=0, tol=None,
-             restarts=3):
+             restarts=3, pad_to=None):
     """Best-ELBO of ``num_fits`` fits (seeds ``jax.random.split(key(seed), num_fits)``), one after another ->
     (states, timing dict, result, elbos). screen_iters > 0: ``fit(screen_iters=...)``: each seed runs only
     that many iterations and the best one is fitted again for ``num_iters``."""
@@ -89,7 +91,7 @@ def fit_worm(traces, seed=0, num_iters=50, num_states=3, latent_dim=4, num_fits=
     t0, c0 = time.perf_counter(), time.process_time()
     if screen_iters or num_fits == 1:
         result = model.fit(traces, key=jax.random.key(seed), num_iters=num_iters, verbose=False, tol=tol,
-                           num_fits=num_fits, screen_iters=screen_iters, num_restarts=restarts)
+                           num_fits=num_fits, screen_iters=screen_iters, num_restarts=restarts, pad_to=pad_to)
         first_wall, first_cpu = time.perf_counter() - t0, time.process_time() - c0
         later = None
     else:  # full fits one after another: time the first (with compilation) and the later ones apart
@@ -97,7 +99,8 @@ def fit_worm(traces, seed=0, num_iters=50, num_states=3, latent_dim=4, num_fits=
         results, walls, cpus = [], [], []
         for k in keys:
             t1, c1 = time.perf_counter(), time.process_time()
-            results.append(model.fit(traces, key=k, num_iters=num_iters, verbose=False, tol=tol, num_restarts=restarts))
+            results.append(model.fit(traces, key=k, num_iters=num_iters, verbose=False, tol=tol, num_restarts=restarts,
+                                     pad_to=pad_to))
             walls.append(time.perf_counter() - t1), cpus.append(time.process_time() - c1)
         kept = int(np.argmax([np.max(r.elbos) for r in results]))
         result = results[kept]._replace(all_elbos=[r.elbos for r in results], kept_fit=kept)
@@ -125,6 +128,8 @@ def main(argv=None):
     ap.add_argument("--tol", type=float, default=None, help="fit(tol=...): stop a fit once converged")
     ap.add_argument("--restarts", type=int, default=3, help="fit(num_restarts=...): AR-HMM restarts at initialisation")
     ap.add_argument("--cache", default=None, help="ssmneuro.enable_compilation_cache(CACHE) first")
+    ap.add_argument("--shared-shape", action="store_true",
+                    help="fit(pad_to=(longest T, most neurons)) for every worm: one compiled program for all")
     args = ap.parse_args(argv)
     if args.cache:
         import ssmneuro
@@ -136,15 +141,20 @@ def main(argv=None):
     iters = 10 if args.quick else args.iters
     if args.quick:
         files = files[:1]
+    if args.shared_shape and args.batched:
+        raise SystemExit("--shared-shape is for the one-after-another fits, not --batched")
+    worms = [load_worm(path) for path in files]
+    pad_to = (max(t.shape[0] for t, _ in worms), max(t.shape[1] for t, _ in worms)) if args.shared_shape else None
     rows = []
-    for i, path in enumerate(files):
-        traces, rev = load_worm(path)
+    t_all = time.perf_counter()
+    for i, (path, (traces, rev)) in enumerate(zip(files, worms)):
         if args.batched:
             states, timing, result, elbos = fit_worm_batched(traces, args.seed, iters, args.states,
                                                              num_fits=args.fits, warm=args.warm, restarts=args.restarts)
         else:
             fit = lambda: fit_worm(traces, args.seed, iters, args.states, num_fits=args.fits,
-                                   screen_iters=args.screen_iters, tol=args.tol, restarts=args.restarts)
+                                   screen_iters=args.screen_iters, tol=args.tol, restarts=args.restarts,
+                                   pad_to=pad_to)
             states, timing, result, elbos = fit()
             if args.warm:
                 warm = fit()[1]
@@ -154,7 +164,9 @@ def main(argv=None):
                          rejected=len(result.rejected), peer=PEER_SCORES[i], elbos=elbos, **timing))
         warm = f"  warm CPU {timing['warm_cpu_s']:.1f} s" if "warm_cpu_s" in timing else ""
         print(f"{path.stem}: BA {ba:.3f}  wall {timing['wall_s']:.1f} s  CPU {timing['cpu_s']:.1f} s{warm}", flush=True)
+    total_wall = time.perf_counter() - t_all
     screen = f" after {args.screen_iters} iterations, refitted" if args.screen_iters else ""
+    screen += f", all padded to (T, N) = {pad_to} (one compiled program)" if pad_to else ""
     screen += ", batched (one vmapped program)" if args.batched else ""
     tol = f", tol {args.tol:g}" if args.tol else ""
     print(f"\nK={args.states}, D=4, up to {iters} iterations{tol}, best ELBO of {args.fits} fits per worm{screen}, "
@@ -168,18 +180,22 @@ def main(argv=None):
               f"{r['wall_s']:.1f} | {r['cpu_s']:.1f} | {r['first_fit_cpu_s']:.1f} | {fmt(r['later_fit_cpu_s'])} | "
               f"{fmt(r.get('warm_cpu_s'))} |")
     mean_ba = float(np.mean([r["balanced_accuracy"] for r in rows]))
+    print(f"all {len(rows)} worms: {total_wall:.1f} s wall in this process ({total_wall / len(rows):.1f} s per worm"
+          + (", --warm repeats included)" if args.warm else ")"))
     warm = [r["warm_cpu_s"] for r in rows if "warm_cpu_s" in r]
     print(f"| mean | | | {mean_ba:.3f} | {np.mean(PEER_SCORES[:len(rows)]):.2f} | "
           f"{np.mean([r['wall_s'] for r in rows]):.1f} | {np.mean([r['cpu_s'] for r in rows]):.1f} | | | "
           f"{fmt(np.mean(warm) if warm else None)} |")
     name = "celegans" + ("" if args.states == 3 else f"_K{args.states}") + (
         f"_screen{args.screen_iters}" if args.screen_iters else "") + ("_batched" if args.batched else "") + (
-        f"_restarts{args.restarts}" if args.restarts != 3 else "") + ("_quick" if args.quick else "")
+        f"_restarts{args.restarts}" if args.restarts != 3 else "") + ("_shared" if args.shared_shape else "") + (
+        "_quick" if args.quick else "")
     out = Path(__file__).resolve().parent / "results" / f"{name}.json"
     out.write_text(json.dumps(dict(iters=iters, seed=args.seed, fits=args.fits, states=args.states, latents=4,
                                    restarts=args.restarts,
                                    screen_iters=args.screen_iters, batched=args.batched, tol=args.tol,
-                                   rows=rows, mean_balanced_accuracy=mean_ba), indent=1))
+                                   pad_to=pad_to, total_wall_s=total_wall, rows=rows,
+                                   mean_balanced_accuracy=mean_ba), indent=1))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ Generative model (K states, D latents, N emissions, U inputs):
 Fitting: exact EM for a Gaussian LDS (K = 1, gaussian emissions); Laplace-EM otherwise.
 """
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from functools import partial
 
 import jax
@@ -63,10 +63,10 @@ class _SwitchingModel:
         return SLDSParams(initial, trans.init_transitions(self.transitions, k1, K, D, U, dtype=dtype),
                           dyn.init_dynamics(k2, K, D, U, dtype), family(self.emissions).init(k3, self, dtype))
 
-    def _prepare(self, data, inputs, masks, max_buckets=4):
+    def _prepare(self, data, inputs, masks, max_buckets=4, length=None):
         ys, us, ms = fdata.validate(self, data, inputs, masks)
         dtype = jnp.zeros(()).dtype
-        batches, groups = fdata.make_batches(self, ys, us, ms, dtype, max_buckets)
+        batches, groups = fdata.make_batches(self, ys, us, ms, dtype, max_buckets, length)
         return ys, us, ms, batches, groups
 
     def initialize(self, key, data, inputs=None, masks=None, num_restarts=3, kmeans_window=None):
@@ -90,7 +90,7 @@ class _SwitchingModel:
 
     def fit(self, data, key=None, inputs=None, masks=None, num_iters=100, verbose=True, params=None,
             num_restarts=3, max_newton=10, parallel=False, max_drop=0.01, num_fits=1, tol=None,
-            screen_iters=0) -> FitResult:
+            screen_iters=0, pad_to=None) -> FitResult:
         """Fit by exact EM (Gaussian LDS) or Laplace-EM.
 
         data: (T, N) array or list of (T_i, N); inputs: same layout with U columns; masks: bool, True =
@@ -108,6 +108,10 @@ class _SwitchingModel:
         program) for only ``screen_iters`` iterations each, and the seed with the highest ELBO is then fitted
         for num_iters (the same fit as ``fit(key=jax.random.split(key, num_fits)[kept_fit])``); all_elbos
         then holds the screening traces. Far cheaper than full fits when the early ELBO ranks the seeds.
+        pad_to: (num_timesteps, num_neurons): fit on the data padded to this shape (every trial in one bucket
+        of num_timesteps steps, masked neurons appended), the same fit (padded steps and neurons add nothing),
+        so that recordings of different sizes share one compiled program: fit each with the largest shape,
+        and only the first pays the compilation (docs: performance). Not with params= or full emission_cov.
         -> FitResult(params (best ELBO), posterior (list per trial), elbos (num_iters,), rejected,
         best_iteration, all_elbos (num_fits, num_iters), kept_fit)
         """
@@ -122,7 +126,22 @@ class _SwitchingModel:
                              "and no params=")
         if not isinstance(screen_iters, (int, np.integer)) or not 0 <= screen_iters <= num_iters:
             raise ValueError(f"screen_iters must be an integer in [0, num_iters], got {screen_iters!r}")
-        ys, us, ms, batches, groups = self._prepare(data, inputs, masks)
+        if pad_to is not None:
+            if params is not None:
+                raise ValueError("pad_to does not take params=: fit from the default initialisation")
+            ys, us, ms = fdata.validate(self, data, inputs, masks)
+            length, neurons = fdata.check_pad_to(pad_to, ys, self)
+            padded = replace(self, emission_dim=neurons)
+            data, masks = fdata.pad_neurons(ys, ms, neurons)
+            result = padded._fit(data, key, us, masks, num_iters, verbose, None, num_restarts, max_newton,
+                                 parallel, max_drop, num_fits, tol, screen_iters, length)
+            return result._replace(params=fdata.unpad_emissions(result.params, self.emission_dim))
+        return self._fit(data, key, inputs, masks, num_iters, verbose, params, num_restarts, max_newton, parallel,
+                         max_drop, num_fits, tol, screen_iters)
+
+    def _fit(self, data, key, inputs, masks, num_iters, verbose, params, num_restarts, max_newton, parallel,
+             max_drop, num_fits, tol, screen_iters, length=None) -> FitResult:
+        ys, us, ms, batches, groups = self._prepare(data, inputs, masks, length=length)
         one = lambda k, iters, p=None, tol=tol: self._fit_one(k, p, ys, us, ms, batches, groups, iters, verbose,
                                                               num_restarts, max_newton, parallel, max_drop, tol)
         if num_fits > 1 and screen_iters > 0:

@@ -101,11 +101,48 @@ def make_batch(model, ys, us, ms, indices, length, dtype) -> TrialBatch:
     return TrialBatch(cast(Y), cast(P), cast(M), cast(X), cast(V))
 
 
-def make_batches(model, ys, us, ms, dtype, max_buckets=4):
-    """-> (tuple of TrialBatch, list of index lists) covering all trials."""
-    groups = bucket_lengths([y.shape[0] for y in ys], max_buckets)
+def make_batches(model, ys, us, ms, dtype, max_buckets=4, length=None):
+    """-> (tuple of TrialBatch, list of index lists) covering all trials; with ``length``, one bucket of that
+    many steps."""
+    if length is None:
+        groups = bucket_lengths([y.shape[0] for y in ys], max_buckets)
+    else:
+        groups = [(list(range(len(ys))), int(length))]
     batches = tuple(make_batch(model, ys, us, ms, idx, L, dtype) for idx, L in groups)
     return batches, [idx for idx, _ in groups]
+
+
+def check_pad_to(pad_to, ys, model):
+    """-> (length, neurons) from ``fit(pad_to=...)``, checked against the data and the model."""
+    if not (isinstance(pad_to, (tuple, list)) and len(pad_to) == 2
+            and all(isinstance(v, (int, np.integer)) for v in pad_to)):
+        raise ValueError(f"pad_to must be a pair of integers (num_timesteps, num_neurons), got {pad_to!r}")
+    length, neurons = map(int, pad_to)
+    longest = max(y.shape[0] for y in ys)
+    if length < longest:
+        raise ValueError(f"pad_to=({length}, {neurons}): the longest trial has {longest} steps; pad_to[0] must be "
+                         "at least that")
+    if neurons < model.emission_dim:
+        raise ValueError(f"pad_to=({length}, {neurons}): the data have {model.emission_dim} neurons; pad_to[1] "
+                         "must be at least that")
+    if model.emission_cov == "full" and neurons > model.emission_dim:
+        raise ValueError("pad_to cannot add neurons with emission_cov='full' (its update uses rows where every "
+                         "neuron is observed); pad only the time axis, pad_to=(length, emission_dim)")
+    return length, neurons
+
+
+def pad_neurons(ys, ms, neurons):
+    """Every trial's (T, N) data and masks widened to ``neurons`` columns: zeros, masked (they add nothing to
+    any likelihood or sufficient statistic)."""
+    widen = lambda a, value: np.pad(a, ((0, 0), (0, neurons - a.shape[1])), constant_values=value)  # noqa: E731
+    return [widen(y, 0.0) for y in ys], [widen(m, False) for m in ms]
+
+
+def unpad_emissions(params, num_neurons):
+    """SLDSParams with the emission parameters of the first ``num_neurons`` neurons (every field of every
+    emission family has a leading neuron axis)."""
+    em = params.emissions
+    return params._replace(emissions=type(em)(*(None if a is None else a[:num_neurons] for a in em)))
 
 
 def unbatch_posteriors(stacked, groups, lengths, num_trials):
