@@ -51,8 +51,9 @@ def associative_scan(fn, elems, reverse=False, schedule="tree", apply=None):
     ``apply(prefix, later)``, optional, must equal ``fn`` whenever its first argument is a prefix of the scan
     (the composition of elements 1..t), and may be cheaper there: when the first element is a "state" (a
     Kalman filter's N(m, P), with zero transition), so is every prefix, and composing onto a state is just
-    propagating it. The ``"blocked"`` schedule's last pass, which rescans every chunk from its prefix (half its
-    operator calls), uses it; the tree has no such pass and ignores it.
+    propagating it. The ``"blocked"`` schedule uses it where its first argument is a prefix: the pass that runs
+    the chunk totals into prefixes and the last pass, which rescans every chunk from its prefix (half its
+    operator calls); the tree has no such passes and ignores it.
     """
     if schedule == "tree":
         return jax.lax.associative_scan(fn, elems, reverse=reverse)
